@@ -1,0 +1,1 @@
+"""Perf Lab harness: the engine behind the `labs` command."""

@@ -1,0 +1,287 @@
+"""`labs`: the command line. Turns flags into plain options and calls plain functions.
+
+Exit codes: 0 ok, 1 a check failed, 2 usage error, 3 stack error, 130 interrupted.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import tempfile
+import time
+import traceback
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from harness import registry, report, store
+from harness.errors import (EXIT_CHECK_FAILED, EXIT_INTERRUPTED, EXIT_OK, LabsError, UsageError, unknown)
+from harness.scenario import PROFILES
+
+app = typer.Typer(
+    help="Perf Lab: reproducible, verified performance experiments for Django on a real stack.\n\n"
+         "Exit codes: 0 ok, 1 a check failed, 2 usage error, 3 stack error, 130 interrupted.",
+    no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+stack_app = typer.Typer(help="Keep a warm stack between runs (skips boot and seeding).", no_args_is_help=True)
+app.add_typer(stack_app, name="stack")
+
+# Piped output (CI logs, files) gets a readable width instead of rich's 80-column fallback.
+_WIDTH = None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 120
+out = Console(width=_WIDTH)
+err = Console(stderr=True, width=_WIDTH)
+
+
+def _fail(exc: LabsError) -> None:
+    err.print(f"[bold red]error:[/bold red] {exc.message}", highlight=False)
+    if exc.hint:
+        err.print(f"[yellow]hint:[/yellow] {exc.hint}", highlight=False)
+    raise typer.Exit(exc.exit_code)
+
+
+def _sigterm_to_interrupt(signum, frame):  # so `finally` blocks stop every child process
+    raise KeyboardInterrupt
+
+
+@app.command("list")
+def list_cmd(
+    stack: Annotated[str, typer.Option(help="Stack to check availability against.")] = "embedded",
+) -> None:
+    """List scenarios: name, title, what they need, and whether this stack can run them."""
+    from harness.stack import embedded, provider
+
+    try:
+        prov = provider(stack)
+        reason = prov.available()
+        have = {"postgres", "redis"} if stack == "embedded" else {
+            c for c, v in (("postgres", "DATABASE_URL"), ("redis", "REDIS_URL"), ("memcached", "MEMCACHED_URL"),
+                           ("pgbouncer", "PGBOUNCER_URL")) if os.environ.get(v)}
+        if stack == "embedded" and embedded.memcached_binary() is not None:
+            have.add("memcached")
+        table = Table(title=f"scenarios ({stack} stack)", title_justify="left")
+        for col in ("name", "title", "needs", "optional", "available"):
+            table.add_column(col)
+        for name in registry.names():
+            sc = registry.get(name)
+            missing = sorted(sc.requires - have)
+            avail = f"[red]no: {reason}[/red]" if reason else (
+                f"[red]no: needs {', '.join(missing)}[/red]" if missing else "[green]yes[/green]")
+            opt_missing = sorted(sc.optional - have)
+            if not reason and not missing and opt_missing:
+                avail += f" [yellow](without {', '.join(opt_missing)})[/yellow]"
+            table.add_row(name, sc.title, ", ".join(sorted(sc.requires)), ", ".join(sorted(sc.optional)) or "—", avail)
+        out.print(table)
+    except LabsError as exc:
+        _fail(exc)
+
+
+def _parse_params(items: list[str]) -> dict[str, str]:
+    params = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip() or not value.strip():
+            raise UsageError(f"bad --param {item!r}: expected NAME=VALUE, e.g. --param books=10,100")
+        params[key.strip()] = value.strip()
+    return params
+
+
+@app.command()
+def run(
+    scenarios: Annotated[list[str], typer.Argument(help="Scenario names, or 'all'.", show_default=False)],
+    profile: Annotated[str, typer.Option("--profile", "-p", help="quick (seconds) or full (nightly).")] = "quick",
+    variants: Annotated[Optional[str], typer.Option(help="Comma-separated variants to run (the baseline always runs).")] = None,
+    stack: Annotated[str, typer.Option(help="embedded (default: starts its own servers) or external (DATABASE_URL, REDIS_URL...).")] = "embedded",
+    json_out: Annotated[bool, typer.Option("--json", help="Print the result JSON instead of the table.")] = False,
+    results_dir: Annotated[Path, typer.Option(help="Where result files go.")] = Path("results"),
+    seed: Annotated[int, typer.Option(help="Seed of the generated data and workloads.", min=0)] = 42,
+    param: Annotated[Optional[list[str]], typer.Option("--param", help="Override a scenario parameter: NAME=VALUE.")] = None,
+    no_lesson: Annotated[bool, typer.Option("--no-lesson", help="Do not print the lesson text.")] = False,
+) -> None:
+    """Run scenarios: verify every variant, time them in interleaved rounds, save and show the result."""
+    from harness.runner import RunOptions
+
+    try:
+        if profile not in PROFILES:
+            raise unknown("profile", profile, PROFILES)
+        chosen = registry.resolve(scenarios)
+        wanted = tuple(v.strip() for v in (variants or "").split(",") if v.strip())
+        params = _parse_params(param or [])
+        for sc in chosen:  # validate everything before any server starts
+            sc.params_for(profile, {k: v for k, v in params.items() if k in sc.profiles[profile]})
+        if params:
+            unknown_params = [k for k in params if not any(k in sc.profiles[profile] for sc in chosen)]
+            if unknown_params:
+                raise UsageError(f"no scenario here has parameter {unknown_params[0]!r}")
+        if wanted:
+            known = {v for sc in chosen for v in sc.variant_names(profile)}
+            for name in wanted:
+                if name not in known:
+                    raise unknown("variant", name, known)
+        opts = RunOptions(tuple(sc.name for sc in chosen), profile, wanted, stack, str(results_dir), seed, params)
+        code = _run(chosen, opts, json_out, not no_lesson)
+    except LabsError as exc:
+        _fail(exc)
+    raise typer.Exit(code)
+
+
+def _run(chosen, opts, json_out: bool, show_lesson: bool) -> int:
+    from dataclasses import replace
+
+    from harness import djangoenv, envinfo
+    from harness.runner import ProgressEvent, run_scenario
+    from harness.stack import provider
+
+    prov = provider(opts.stack)
+    results_dir = Path(opts.results_dir)
+    signal.signal(signal.SIGTERM, _sigterm_to_interrupt)
+    code = EXIT_OK
+    printed = []
+    progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(),
+                        console=err, transient=True, disable=not err.is_terminal)
+    try:
+        with progress:
+            boot = progress.add_task(f"starting the {opts.stack} stack…", total=None)
+            t0 = time.perf_counter()
+            with prov.open() as info:
+                stack_s = time.perf_counter() - t0
+                progress.update(boot, description="migrating…")
+                djangoenv.setup(info)
+                describe = info.describe()
+                describe["versions"] = {**describe["versions"], **djangoenv.database_versions()}
+                env = envinfo.collect(describe)
+                progress.remove_task(boot)
+                for sc in chosen:
+                    task = progress.add_task(sc.name, total=1.0)
+
+                    def show(ev: ProgressEvent, task=task) -> None:
+                        done = (ev.case_index + ev.fraction) / ev.cases if ev.cases else 0.0
+                        label = {"seed": "seeding", "verify": "verifying", "measure": "measuring",
+                                 "done": "done"}[ev.phase]
+                        progress.update(task, completed=1.0 if ev.phase == "done" else done,
+                                        description=f"{ev.scenario} · {ev.case or ''} {label}")
+
+                    sc_opts = replace(opts, params={k: v for k, v in opts.params.items() if k in sc.profiles[opts.profile]},
+                                      variants=tuple(v for v in opts.variants if v in sc.variant_names(opts.profile)))
+                    result = run_scenario(sc, sc_opts, info, progress=show, env=env,
+                                          on_partial=lambda r: _save_partial(r, results_dir))
+                    result = replace(result, timings={"stack_s": stack_s if not info.warm else 0.0, **result.timings})
+                    path = store.save(result, results_dir)
+                    progress.remove_task(task)
+                    printed.append((result, path, sc))
+                    if not result.ok:
+                        code = EXIT_CHECK_FAILED
+    except KeyboardInterrupt:
+        err.print("[bold red]interrupted[/bold red]: every service this run started was stopped; "
+                  "the partial result is saved marked incomplete.")
+        return EXIT_INTERRUPTED
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    for result, path, sc in printed:
+        if json_out:
+            out.print_json(json.dumps(store.to_dict(result), default=str))
+        else:
+            report.terminal(result, out, lesson_text=sc.lesson_text() if show_lesson else "")
+            out.print(f"[dim]saved {path}[/dim]")
+    return code
+
+
+def _save_partial(result, results_dir: Path) -> None:
+    path = store.save(result, results_dir)
+    err.print(f"[yellow]partial result saved (complete: false) to {path}[/yellow]")
+
+
+@app.command()
+def show(
+    run_ref: Annotated[str, typer.Argument(metavar="RUN_ID|latest|previous|FILE", help="Which run.")] = "latest",
+    results_dir: Annotated[Path, typer.Option(help="Where result files are.")] = Path("results"),
+    json_out: Annotated[bool, typer.Option("--json", help="Print the stored JSON.")] = False,
+) -> None:
+    """Show a stored result as a table (or JSON)."""
+    try:
+        path = store.resolve(run_ref, results_dir)
+        result = store.load(path)
+    except LabsError as exc:
+        _fail(exc)
+    if json_out:
+        out.print_json(json.dumps(store.to_dict(result), default=str))
+    else:
+        report.terminal(result, out)
+        out.print(f"[dim]{path}[/dim]")
+    raise typer.Exit(EXIT_OK if result.ok else EXIT_CHECK_FAILED)
+
+
+@stack_app.command("up")
+def stack_up() -> None:
+    """Start the embedded stack in the background and keep it (state in the runtime dir)."""
+    from harness.stack import stack_up as up
+
+    try:
+        with err.status("starting the embedded stack…"):
+            t0 = time.perf_counter()
+            stack, started = up()
+        _print_stack(stack, "started" if started else "already running", time.perf_counter() - t0 if started else None)
+    except LabsError as exc:
+        _fail(exc)
+
+
+@stack_app.command("down")
+def stack_down() -> None:
+    """Stop the warm stack and delete its data."""
+    from harness.stack import stack_down as down
+
+    try:
+        stack = down()
+    except LabsError as exc:
+        _fail(exc)
+    out.print("warm stack stopped" if stack else "no warm stack was running")
+
+
+@stack_app.command("status")
+def stack_status() -> None:
+    """Is a warm stack running, and is every service healthy?"""
+    from harness.stack import embedded
+
+    stack = embedded.read_state()
+    if stack is None:
+        out.print("no warm stack (labs run starts a temporary one; `labs stack up` keeps one warm)")
+        raise typer.Exit(0)
+    _print_stack(stack, "warm stack")
+    if not all(s.healthy() for s in stack.services.values()):
+        err.print("[red]some services are down[/red]: `labs stack down` then `labs stack up`")
+        raise typer.Exit(3)
+
+
+def _print_stack(stack, label: str, seconds: float | None = None) -> None:
+    table = Table(title=f"{label}" + (f" in {seconds:.1f} s" if seconds else ""), title_justify="left")
+    for col in ("service", "version", "url", "pid", "healthy"):
+        table.add_column(col)
+    for s in stack.services.values():
+        table.add_row(s.name, s.version, s.url, str(s.pid), "[green]yes[/green]" if s.healthy() else "[red]no[/red]")
+    out.print(table)
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        err.print("[bold red]interrupted[/bold red]")
+        sys.exit(EXIT_INTERRUPTED)
+    except SystemExit:
+        raise
+    except Exception:  # a bug, not a user error: keep the traceback out of the way but on disk
+        fd, path = tempfile.mkstemp(prefix="labs-crash-", suffix=".log")
+        with os.fdopen(fd, "w") as fh:
+            traceback.print_exc(file=fh)
+        exc = sys.exc_info()[1]
+        err.print(f"[bold red]internal error:[/bold red] {exc!r}\nthe traceback is in {path}; please report it")
+        sys.exit(70)
+
+
+if __name__ == "__main__":
+    main()

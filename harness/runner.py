@@ -1,0 +1,388 @@
+"""Execute a scenario: seed, verify each variant (untimed counters pass + checks), then time
+the variants in interleaved rounds and summarise them as paired ratios to the baseline.
+
+Per case:
+  1. counters pass  — each variant's unit built with `ctx.counting=True`, run `case.units` times
+                      under `execute_wrapper`: queries, rows, cache ops, results, SQL (+EXPLAIN);
+  2. checks         — evaluated on those passes (a fast wrong answer is not a result);
+  3. warm-up        — each timed unit run for `warmup_s`;
+  4. calibration    — loops per sample so one sample lasts about `sample_s`;
+  5. rounds         — A B C, B C A, C A B, … until `min_rounds` and the case's time budget are met
+                      (or `max_rounds`); every round yields one sample per variant, so
+                      variant/baseline within a round is a paired ratio that drift cannot bias.
+The runner prints nothing; it reports progress through a callback and returns a `Result`.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import gc
+import secrets
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from harness import counters as counting
+from harness import stats
+from harness.errors import LabsError, StackError, UsageError, unknown
+from harness.model import CaseResult, Result, VariantResult
+from harness.scenario import Case, Context, Scenario, Unit, Variant, VariantRun
+from harness.stack import INSTALL_HINTS, StackInfo
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How long to measure. Rounds continue until both minimums are met."""
+
+    min_rounds: int
+    max_rounds: int
+    case_s: float
+    """Time budget for the timed rounds of one case."""
+    sample_s: float
+    """Target duration of one sample (a calibrated loop of units)."""
+    warmup_s: float
+
+
+BUDGETS = {
+    "quick": Budget(min_rounds=15, max_rounds=400, case_s=1.2, sample_s=0.004, warmup_s=0.05),
+    "full": Budget(min_rounds=40, max_rounds=5000, case_s=8.0, sample_s=0.02, warmup_s=0.5),
+}
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """Validated options of one `labs run`, independent of the CLI library."""
+
+    scenarios: tuple[str, ...]
+    profile: str = "quick"
+    variants: tuple[str, ...] = ()
+    stack: str = "embedded"
+    results_dir: str = "results"
+    seed: int = 42
+    params: Mapping[str, str] = field(default_factory=dict)
+    budget: Budget | None = None
+    """Overrides the profile's budget (tests use tiny budgets)."""
+
+
+@dataclass(frozen=True)
+class ProgressEvent:
+    scenario: str
+    phase: str  # seed | verify | measure | done
+    case: str = ""
+    case_index: int = 0
+    cases: int = 0
+    fraction: float = 0.0
+    """Progress of the current case's timed rounds, 0..1."""
+
+
+ProgressFn = Callable[[ProgressEvent], None]
+
+
+def _noop(_: ProgressEvent) -> None:
+    pass
+
+
+def new_run_id(scenario: str, now: dt.datetime | None = None) -> str:
+    now = now or dt.datetime.now(dt.timezone.utc)
+    return f"{now:%Y%m%dT%H%M%SZ}-{scenario}-{secrets.token_hex(2)}"
+
+
+def select_variants(scenario: Scenario, wanted: Sequence[str], profile: str) -> set[str] | None:
+    """Validate --variants; None means all. The baseline of each case is always kept."""
+    if not wanted:
+        return None
+    known = scenario.variant_names(profile)
+    for name in wanted:
+        if name not in known:
+            raise unknown(f"variant of {scenario.name}", name, known)
+    return set(wanted)
+
+
+class Interrupted(Exception):
+    pass
+
+
+def run_scenario(
+    scenario: Scenario,
+    opts: RunOptions,
+    stack: StackInfo,
+    *,
+    progress: ProgressFn = _noop,
+    clock: Callable[[], float] = time.perf_counter,
+    env: Mapping[str, Any] | None = None,
+    on_partial: Callable[[Result], None] | None = None,
+) -> Result:
+    """Run one scenario on an already-configured Django (see harness.djangoenv).
+
+    On interruption or a dead service, `on_partial` receives the result so far (marked
+    incomplete) before the exception propagates.
+    """
+    params = scenario.params_for(opts.profile, opts.params)
+    chosen = select_variants(scenario, opts.variants, opts.profile)
+    budget = opts.budget or BUDGETS[opts.profile]
+    started = dt.datetime.now(dt.timezone.utc)
+    run_id = new_run_id(scenario.name, started)
+    components = frozenset(stack.urls)
+    timings: dict[str, float] = {}
+    done: list[CaseResult] = []
+
+    def partial(reason: str) -> Result:
+        return Result(
+            scenario=scenario.name, run_id=run_id, profile=opts.profile, complete=False,
+            started_at=started.isoformat(), finished_at=_now(), title=scenario.title, reason=reason,
+            env=dict(env or {}), params=params, cases=tuple(done), timings=timings,
+        )
+
+    try:
+        missing = stack.missing(scenario.requires)
+        if missing:
+            hints = "; ".join(INSTALL_HINTS.get(m, f"provide {m}") for m in missing)
+            raise StackError(f"scenario {scenario.name} needs {', '.join(missing)}, "
+                             f"which the {stack.kind} stack does not have", hint=hints)
+        t0 = time.perf_counter()
+        if scenario.setup is not None:
+            progress(ProgressEvent(scenario.name, "seed"))
+            with _seed_lock(scenario.name):
+                scenario.setup(Context(params, opts.seed, opts.profile, components))
+        timings["seed_s"] = time.perf_counter() - t0
+        cases = list(scenario.cases(params))
+        t0 = time.perf_counter()
+        for index, case in enumerate(cases):
+            case = _filter_case(case, chosen)
+            done.append(_run_case(scenario.name, case, index, len(cases), opts, components, budget,
+                                  progress, clock))
+        timings["measure_s"] = time.perf_counter() - t0
+    except KeyboardInterrupt:
+        if on_partial:
+            on_partial(partial("interrupted"))
+        raise
+    except LabsError as exc:
+        if on_partial and not isinstance(exc, UsageError):
+            on_partial(partial(exc.message))
+        raise
+    except Exception as exc:
+        dead = _dead_service(exc)
+        if dead is None:
+            if on_partial:
+                on_partial(partial(f"crashed: {exc!r}"))
+            raise
+        if on_partial:
+            on_partial(partial(dead))
+        raise StackError(dead, hint="check the service's log; `labs stack status` shows a warm stack") from exc
+
+    result = Result(
+        scenario=scenario.name, run_id=run_id, profile=opts.profile, complete=True,
+        started_at=started.isoformat(), finished_at=_now(), title=scenario.title,
+        env=dict(env or {}), params=params, cases=tuple(done), timings=timings,
+    )
+    if scenario.summarize is not None:
+        result = replace(result, lesson=tuple(scenario.summarize(result)))
+    progress(ProgressEvent(scenario.name, "done"))
+    return result
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat()
+
+
+def _filter_case(case: Case, chosen: set[str] | None) -> Case:
+    if chosen is None:
+        return case
+    keep = tuple(v for v in case.variants if v.name in chosen or v.name == case.baseline)
+    return replace(case, variants=keep, checks=tuple(c for c in case.checks if c.variant in {v.name for v in keep}))
+
+
+def _dead_service(exc: BaseException) -> str | None:
+    """A message naming the service when `exc` means a connection to it was lost."""
+    import django.db
+    import redis
+
+    chain: list[BaseException] = []
+    while exc is not None and exc not in chain:
+        chain.append(exc)
+        exc = exc.__cause__ or exc.__context__
+    for e in chain:
+        if isinstance(e, (django.db.OperationalError, django.db.InterfaceError)):
+            return f"lost the connection to PostgreSQL: {str(e).strip().splitlines()[0] if str(e).strip() else e!r}"
+        if isinstance(e, (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)):
+            return f"lost the connection to Redis/Valkey: {e}"
+    return None
+
+
+class _seed_lock:
+    """A PostgreSQL advisory lock, so two runs sharing a warm stack never seed at once."""
+
+    def __init__(self, name: str) -> None:
+        self.key = int.from_bytes(name.encode()[:7].ljust(7, b"\0"), "big")
+
+    def __enter__(self) -> None:
+        from django.db import connection
+
+        with connection.cursor() as cur:
+            cur.execute("SELECT pg_advisory_lock(%s)", [self.key])
+
+    def __exit__(self, *exc: object) -> None:
+        from django.db import connection
+
+        try:
+            with connection.cursor() as cur:
+                cur.execute("SELECT pg_advisory_unlock(%s)", [self.key])
+        except Exception:
+            pass  # the session ending releases it anyway
+
+
+def _run_case(
+    scenario: str, case: Case, index: int, total: int, opts: RunOptions, components: frozenset[str],
+    budget: Budget, progress: ProgressFn, clock: Callable[[], float],
+) -> CaseResult:
+    t_case = time.perf_counter()
+    progress(ProgressEvent(scenario, "verify", case.name, index, total))
+    runnable: list[Variant] = []
+    skipped: dict[str, str] = {}
+    for v in case.variants:
+        missing = sorted(v.requires - components)
+        if missing:
+            skipped[v.name] = "needs " + ", ".join(missing) + ": " + "; ".join(
+                INSTALL_HINTS.get(m, f"provide {m}") for m in missing)
+        else:
+            runnable.append(v)
+
+    # 1. counters pass (untimed, instrumented)
+    runs: dict[str, VariantRun] = {}
+    explains: dict[str, tuple[dict, ...]] = {}
+    for v in runnable:
+        ctx = Context(case.params, opts.seed, opts.profile, components, counting=True)
+        unit = v.make(ctx)
+        with counting.count_queries(ctx.counters, keep_sql=v.explain) as qc:
+            results = [unit() for _ in range(case.units)]
+        _finish(ctx)
+        runs[v.name] = VariantRun(v.name, case.units, dict(ctx.counters), results, dict(ctx.metrics),
+                                  [s for s, _ in qc.statements])
+        if v.explain:
+            explains[v.name] = tuple(counting.explain(sql, params) for sql, params in _distinct(qc.statements))
+
+    # 2. checks
+    outcomes = tuple(check.evaluate(runs) for check in case.checks)
+
+    # 3–5. timed, interleaved rounds
+    timed: dict[str, Unit] = {}
+    contexts: dict[str, Context] = {}
+    for v in runnable:
+        ctx = Context(case.params, opts.seed, opts.profile, components, counting=False)
+        contexts[v.name] = ctx
+        timed[v.name] = v.make(ctx)
+    progress(ProgressEvent(scenario, "measure", case.name, index, total, 0.0))
+    for name, unit in timed.items():
+        _warm_up(unit, budget.warmup_s, clock)
+    loops = {name: calibrate(unit, budget.sample_s, clock) for name, unit in timed.items()}
+    samples = measure_rounds(timed, loops, budget, clock,
+                             on_round=lambda frac: progress(ProgressEvent(scenario, "measure", case.name,
+                                                                          index, total, frac)))
+    for ctx in contexts.values():
+        _finish(ctx)
+
+    base = samples.get(case.baseline)
+    variants: dict[str, VariantResult] = {}
+    for v in case.variants:
+        if v.name in skipped:
+            variants[v.name] = VariantResult(v.name, skipped=skipped[v.name], description=v.description)
+            continue
+        s = samples[v.name]
+        ratio, ci = (None, None)
+        if base:
+            ratio, ci = stats.ratio_to_baseline(s, base)
+        run = runs[v.name]
+        variants[v.name] = VariantResult(
+            name=v.name, samples_s=tuple(s), loops=loops[v.name], median_s=stats.median(s),
+            iqr_s=stats.iqr(s), ratio=ratio, ratio_ci95=ci,
+            counters={k: run.per_unit(k) for k in sorted(run.counters)},
+            metrics=dict(run.metrics), explain=explains.get(v.name, ()), description=v.description,
+        )
+    rounds = len(base) if base else 0
+    return CaseResult(case.name, dict(case.params), case.baseline, variants, outcomes, rounds,
+                      time.perf_counter() - t_case, case.title, tuple(case.columns))
+
+
+def _distinct(statements: Sequence[tuple[str, Any]]) -> list[tuple[str, Any]]:
+    seen, out = set(), []
+    for sql, params in statements:
+        key = counting.normalize_sql(sql)
+        if key not in seen:
+            seen.add(key)
+            out.append((sql, params))
+    return out
+
+
+def _finish(ctx: Context) -> None:
+    """Let a variant release what it started (threads, flushers) via ctx.state['close']."""
+    close = ctx.state.pop("close", None)
+    if close is not None:
+        close()
+
+
+def _warm_up(unit: Unit, seconds: float, clock: Callable[[], float]) -> None:
+    end = clock() + seconds
+    unit()
+    while clock() < end:
+        unit()
+
+
+def calibrate(unit: Unit, sample_s: float, clock: Callable[[], float], max_loops: int = 1_000_000) -> int:
+    """Loops per sample so that one sample lasts about `sample_s` (at least 1)."""
+    loops = 1
+    while True:
+        t0 = clock()
+        for _ in range(loops):
+            unit()
+        elapsed = clock() - t0
+        if elapsed >= sample_s / 4 or loops >= max_loops:
+            break
+        loops *= 4 if elapsed < sample_s / 40 else 2
+    per_unit = elapsed / loops if elapsed > 0 else sample_s
+    return max(1, min(max_loops, round(sample_s / per_unit))) if per_unit > 0 else loops
+
+
+def measure_rounds(
+    units: Mapping[str, Unit],
+    loops: Mapping[str, int],
+    budget: Budget,
+    clock: Callable[[], float],
+    on_round: Callable[[float], None] = lambda _f: None,
+) -> dict[str, list[float]]:
+    """Interleaved rounds, rotating the order each round; returns seconds per unit per round."""
+    names = list(units)
+    samples: dict[str, list[float]] = {n: [] for n in names}
+    if not names:
+        return samples
+    start = clock()
+    gc_was_enabled = gc.isenabled()
+    rounds = 0
+    try:
+        while True:
+            shift = rounds % len(names)
+            order = names[shift:] + names[:shift]
+            for name in order:
+                unit, n = units[name], loops[name]
+                # A collection starting inside one variant's sample would bill it for garbage
+                # others made: collect between samples, never during.
+                gc.collect(0)
+                gc.disable()
+                t0 = clock()
+                for _ in range(n):
+                    unit()
+                t1 = clock()
+                if gc_was_enabled:
+                    gc.enable()
+                samples[name].append((t1 - t0) / n)
+            rounds += 1
+            elapsed = clock() - start
+            if rounds >= budget.max_rounds or (rounds >= budget.min_rounds and elapsed >= budget.case_s):
+                break
+            # Both the minimum rounds and the time budget must be met: progress is the lagging one.
+            on_round(min(1.0, elapsed / budget.case_s, rounds / max(budget.min_rounds, 1)))
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+    on_round(1.0)
+    return samples

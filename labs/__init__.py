@@ -1,0 +1,1 @@
+"""The Django project the scenarios exercise: a bookstore with realistic relations."""

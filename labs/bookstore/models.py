@@ -1,0 +1,64 @@
+"""A bookstore: the relations real Django apps have (FK, M2M, reverse FK, JSON, dates)."""
+from __future__ import annotations
+
+from django.db import models
+
+
+class Publisher(models.Model):
+    name = models.CharField(max_length=120)
+    country = models.CharField(max_length=2)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Author(models.Model):
+    name = models.CharField(max_length=120)
+    born = models.DateField(null=True)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Tag(models.Model):
+    name = models.CharField(max_length=40, unique=True)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Book(models.Model):
+    title = models.CharField(max_length=200)
+    publisher = models.ForeignKey(Publisher, on_delete=models.CASCADE, related_name="books")
+    author = models.ForeignKey(Author, on_delete=models.CASCADE, related_name="books")
+    tags = models.ManyToManyField(Tag, related_name="books")
+    price_cents = models.PositiveIntegerField()
+    pages = models.PositiveIntegerField()
+    published = models.DateField()
+    stock = models.IntegerField(default=0)
+    attributes = models.JSONField(default=dict)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return self.title
+
+
+class Review(models.Model):
+    book = models.ForeignKey(Book, on_delete=models.CASCADE, related_name="reviews")
+    rating = models.PositiveSmallIntegerField()
+    body = models.TextField()
+    created_at = models.DateTimeField()
+
+
+class Store(models.Model):
+    name = models.CharField(max_length=120)
+    city = models.CharField(max_length=80)
+    books = models.ManyToManyField(Book, related_name="stores")
+
+
+class SeedState(models.Model):
+    """Which deterministic data set is loaded, so a warm stack skips seeding when it matches."""
+
+    key = models.CharField(max_length=80, primary_key=True)
+    fingerprint = models.CharField(max_length=200)
+    seeded_at = models.DateTimeField(auto_now=True)

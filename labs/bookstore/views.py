@@ -1,0 +1,1 @@
+"""Views the scenarios drive through Django's request handling."""

@@ -1,0 +1,78 @@
+"""Settings for the lab's Django project, built from the stack's URLs in the environment.
+
+The harness exports DATABASE_URL, REDIS_URL (and MEMCACHED_URL when the stack has memcached)
+before Django starts; the same module serves Gunicorn workers in load scenarios.
+DEBUG is False: measurements must not pay for Django's debug cursor.
+"""
+from __future__ import annotations
+
+import os
+import secrets
+import urllib.parse
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent
+
+
+def database_from_url(url: str) -> dict:
+    parts = urllib.parse.urlsplit(url)
+    query = dict(urllib.parse.parse_qsl(parts.query))
+    options = {k: v for k, v in query.items() if k in {"sslmode", "application_name", "connect_timeout"}}
+    return {
+        "ENGINE": "django.db.backends.postgresql",
+        "NAME": urllib.parse.unquote(parts.path.lstrip("/")) or "perflab",
+        "USER": urllib.parse.unquote(parts.username or ""),
+        "PASSWORD": urllib.parse.unquote(parts.password or ""),
+        "HOST": parts.hostname or "127.0.0.1",
+        "PORT": str(parts.port or 5432),
+        "CONN_MAX_AGE": int(os.environ.get("LABS_CONN_MAX_AGE", "60")),
+        "CONN_HEALTH_CHECKS": True,
+        "OPTIONS": options,
+    }
+
+
+SECRET_KEY = os.environ.get("LABS_SECRET_KEY") or secrets.token_urlsafe(40)
+DEBUG = False
+ALLOWED_HOSTS = ["127.0.0.1", "localhost", "testserver"]
+ROOT_URLCONF = "labs.urls"
+USE_TZ = True
+TIME_ZONE = "UTC"
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+INSTALLED_APPS = [
+    "django.contrib.contenttypes",
+    "django.contrib.postgres",
+    "labs.bookstore",
+]
+MIDDLEWARE = [
+    "django.middleware.common.CommonMiddleware",
+]
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {"context_processors": []},
+    }
+]
+
+DATABASES = {"default": database_from_url(os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/perflab"))}
+
+# Cache aliases: "default" is Redis (Valkey) through Django's built-in RedisCache (no extra
+# dependency, uses redis-py's pool); "locmem" is per-process; "memcached" exists when the stack has it.
+CACHES: dict[str, dict] = {
+    "locmem": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "labs"},
+}
+if os.environ.get("REDIS_URL"):
+    CACHES["default"] = {"BACKEND": "django.core.cache.backends.redis.RedisCache",
+                         "LOCATION": os.environ["REDIS_URL"], "KEY_PREFIX": "labs"}
+else:
+    CACHES["default"] = CACHES["locmem"]
+if os.environ.get("MEMCACHED_URL"):
+    _mc = urllib.parse.urlsplit(os.environ["MEMCACHED_URL"])
+    CACHES["memcached"] = {"BACKEND": "django.core.cache.backends.memcached.PyMemcacheCache",
+                           "LOCATION": f"{_mc.hostname}:{_mc.port or 11211}", "KEY_PREFIX": "labs"}
+
+LOGGING = {"version": 1, "disable_existing_loggers": False,
+           "handlers": {"null": {"class": "logging.NullHandler"}},
+           "root": {"handlers": ["null"], "level": "WARNING"}}
