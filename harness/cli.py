@@ -117,7 +117,8 @@ def run(
         if params:
             unknown_params = [k for k in params if not any(k in sc.profiles[profile] for sc in chosen)]
             if unknown_params:
-                raise UsageError(f"no scenario here has parameter {unknown_params[0]!r}")
+                takes = "; ".join(f"{sc.name}: {', '.join(sorted(sc.profiles[profile]))}" for sc in chosen)
+                raise UsageError(f"no scenario here has parameter {unknown_params[0]!r} (parameters — {takes})")
         if wanted:
             known = {v for sc in chosen for v in sc.variant_names(profile)}
             for name in wanted:

@@ -275,7 +275,7 @@ def _run_case(
     progress(ProgressEvent(scenario, "measure", case.name, index, total, 0.0))
     for name, unit in timed.items():
         _warm_up(unit, budget.warmup_s, clock)
-    loops = {name: calibrate(unit, budget.sample_s, clock) for name, unit in timed.items()}
+    loops = _calibrate_all(timed, budget, clock)
     samples = measure_rounds(timed, loops, budget, clock,
                              on_round=lambda frac: progress(ProgressEvent(scenario, "measure", case.name,
                                                                           index, total, frac)))
@@ -326,6 +326,24 @@ def _warm_up(unit: Unit, seconds: float, clock: Callable[[], float]) -> None:
     unit()
     while clock() < end:
         unit()
+
+
+def _calibrate_all(units: Mapping[str, Unit], budget: Budget, clock: Callable[[], float]) -> dict[str, int]:
+    """Loops per variant so that samples in a round last about as long as each other.
+
+    A paired ratio of a 135 ms sample to a 2 ms one compares a long stretch of machine noise
+    with a short one; so the target is raised towards the slowest unit's time (up to 5× the
+    profile's `sample_s`), which makes the short samples long enough to average out.
+    """
+    per_unit = {name: _unit_time(unit, clock) for name, unit in units.items()}
+    target = min(max(budget.sample_s, max(per_unit.values(), default=0.0)), budget.sample_s * 5)
+    return {name: calibrate(unit, target, clock) for name, unit in units.items()}
+
+
+def _unit_time(unit: Unit, clock: Callable[[], float]) -> float:
+    t0 = clock()
+    unit()
+    return clock() - t0
 
 
 def calibrate(unit: Unit, sample_s: float, clock: Callable[[], float], max_loops: int = 1_000_000) -> int:
@@ -380,7 +398,8 @@ def measure_rounds(
             if rounds >= budget.max_rounds or (rounds >= budget.min_rounds and elapsed >= budget.case_s):
                 break
             # Both the minimum rounds and the time budget must be met: progress is the lagging one.
-            on_round(min(1.0, elapsed / budget.case_s, rounds / max(budget.min_rounds, 1)))
+            on_round(min(1.0, elapsed / budget.case_s if budget.case_s > 0 else 1.0,
+                         rounds / max(budget.min_rounds, 1)))
     finally:
         if gc_was_enabled:
             gc.enable()

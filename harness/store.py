@@ -48,7 +48,8 @@ def from_dict(data: dict[str, Any]) -> Result:
             for name, v in case["variants"].items()
         }
         checks = tuple(CheckOutcome(**c) for c in case.get("checks", ()))
-        cases.append(CaseResult(**{**case, "variants": variants, "checks": checks}))
+        cases.append(CaseResult(**{**case, "variants": variants, "checks": checks,
+                                   "columns": tuple(case.get("columns", ()))}))
     fields = {k: v for k, v in data.items() if k not in {"schema", "ok", "cases", "lesson"}}
     return Result(**fields, cases=tuple(cases), lesson=tuple(data.get("lesson", ())))
 

@@ -146,6 +146,9 @@ def _version(argv: list[str]) -> str:
     return text or "unknown"
 
 
+_DETACHED: list[subprocess.Popen] = []
+
+
 @dataclass
 class Service:
     """One running server: enough to reach it, check it and stop it."""
@@ -157,6 +160,8 @@ class Service:
     version: str
     stop_signal: int = signal.SIGTERM
     log: str = ""
+    proc: subprocess.Popen | None = field(default=None, repr=False, compare=False)
+    """Our child's handle, when we started it (not in the state file): reaped on stop."""
 
     def to_json(self) -> dict:
         return {"name": self.name, "url": self.url, "port": self.port, "pid": self.pid,
@@ -187,6 +192,11 @@ class EmbeddedStack:
         user = procs.service_user()
         self.base.mkdir(parents=True, exist_ok=True)
         self.base.chmod(0o711)
+        if not procs.user_can_traverse(self.base, user):
+            raise StackError(
+                f"the unprivileged user {user.name if user else '?'} that runs PostgreSQL cannot reach {self.base}",
+                hint="set LABS_RUNTIME_DIR to a directory whose parents are world-traversable (e.g. under /var/tmp)",
+            )
         try:
             self.services["postgres"] = self._start_postgres(user)
             self.services["redis"] = self._start_valkey()
@@ -200,7 +210,18 @@ class EmbeddedStack:
         # Reverse start order; each stop waits for the whole process family.
         for service in reversed(list(self.services.values())):
             procs.stop_pid(service.pid, service.stop_signal, expect=service.command_word)
+            if service.proc is not None:
+                try:
+                    service.proc.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    pass
         self.services.clear()
+
+    def _keep(self, service: Service, proc: subprocess.Popen) -> Service:
+        service.proc = proc
+        if self.detached:
+            _DETACHED.append(proc)  # outlives this process on purpose: keep the handle from GC warnings
+        return service
 
     # -- PostgreSQL --------------------------------------------------------------------------
     def _start_postgres(self, user: ServiceUser | None) -> Service:
@@ -235,13 +256,13 @@ class EmbeddedStack:
             try:
                 procs.wait_ready("PostgreSQL", lambda: _pg_ready(port), proc, log)
             except StackError:
-                procs.stop_pid(proc.pid, signal.SIGQUIT)
+                procs.stop_child(proc, signal.SIGQUIT)
                 if "already in use" in log.read_text(errors="replace"):
                     continue  # someone took the port between our probe and the bind: try another
                 raise
             _create_database(port)
-            return Service("postgres", f"postgresql://postgres@127.0.0.1:{port}/{DATABASE}", port,
-                           proc.pid, version, signal.SIGINT, str(log))
+            return self._keep(Service("postgres", f"postgresql://postgres@127.0.0.1:{port}/{DATABASE}", port,
+                                      proc.pid, version, signal.SIGINT, str(log)), proc)
         raise StackError("PostgreSQL could not bind a free port after 3 tries")
 
     # -- Valkey ------------------------------------------------------------------------------
@@ -261,11 +282,12 @@ class EmbeddedStack:
             try:
                 procs.wait_ready("Valkey", lambda: _redis_ready(port), proc, log, timeout_s=15)
             except StackError:
-                procs.stop_pid(proc.pid)
+                procs.stop_child(proc)
                 if "already in use" in log.read_text(errors="replace"):
                     continue
                 raise
-            return Service("redis", f"redis://127.0.0.1:{port}/0", port, proc.pid, version, log=str(log))
+            return self._keep(Service("redis", f"redis://127.0.0.1:{port}/0", port, proc.pid, version,
+                                      log=str(log)), proc)
         raise StackError("Valkey could not bind a free port after 3 tries")
 
     # -- memcached ---------------------------------------------------------------------------
@@ -285,11 +307,12 @@ class EmbeddedStack:
             try:
                 procs.wait_ready("memcached", lambda: procs.port_open(port), proc, log, timeout_s=10)
             except StackError:
-                procs.stop_pid(proc.pid)
+                procs.stop_child(proc)
                 if "already in use" in log.read_text(errors="replace"):
                     continue
                 raise
-            return Service("memcached", f"memcached://127.0.0.1:{port}", port, proc.pid, version, log=str(log))
+            return self._keep(Service("memcached", f"memcached://127.0.0.1:{port}", port, proc.pid, version,
+                                      log=str(log)), proc)
         raise StackError("memcached could not bind a free port after 3 tries")
 
     # -- state file for the warm stack -------------------------------------------------------

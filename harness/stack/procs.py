@@ -206,6 +206,15 @@ def stop_pid(pid: int, sig: int = signal.SIGTERM, timeout_s: float = 10.0, expec
     psutil.wait_procs(alive, timeout=5)
 
 
+def stop_child(proc: subprocess.Popen, sig: int = signal.SIGTERM) -> None:
+    """stop_pid for a process we started, then reap it."""
+    stop_pid(proc.pid, sig)
+    try:
+        proc.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        pass
+
+
 def pid_alive(pid: int) -> bool:
     try:
         return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
