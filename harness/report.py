@@ -20,6 +20,10 @@ COUNTER_LABELS = {
     "cache_sets": "sets",
     "cache_deletes": "dels",
 }
+"""Counters shown by default, with their column labels."""
+
+LABELS = {**COUNTER_LABELS, "hit_ratio": "hit %", "stale_reads": "stale", "max_unflushed": "unflushed",
+          "lost_keys_at_crash": "lost@crash", "queries_per_repeat": "q/repeat", "recomputes": "recomputes"}
 
 
 def fmt_time(seconds: float | None) -> str:
@@ -53,11 +57,11 @@ def fmt_number(value: float) -> str:
     return f"{value:.3g}"
 
 
-def fmt_metric(value) -> str:
+def fmt_metric(name: str, value) -> str:
+    if isinstance(value, (int, float)) and name.endswith("ratio"):
+        return f"{value:.1%}"
     if isinstance(value, float):
-        if 0 < abs(value) < 1 and value != int(value):
-            return f"{value:.1%}" if value <= 1 else f"{value:.3g}"
-        return fmt_number(value)
+        return fmt_number(round(value, 3))
     return str(value)
 
 
@@ -66,12 +70,12 @@ def case_table(case: CaseResult, columns: Iterable[str]) -> Table:
                         f"baseline {case.baseline})[/dim]", title_justify="left", expand=False)
     table.add_column("variant", style="bold", no_wrap=True)
     table.add_column("time/unit", justify="right", no_wrap=True)
-    table.add_column("IQR", justify="right", style="dim", no_wrap=True)
+    table.add_column("±IQR", justify="right", style="dim", no_wrap=True)
     table.add_column(f"vs {case.baseline}", justify="right", no_wrap=True)
     table.add_column("95% CI", justify="right", style="dim", no_wrap=True)
     columns = list(columns)
     for col in columns:
-        table.add_column(COUNTER_LABELS.get(col, col.replace("_", " ")), justify="right")
+        table.add_column(LABELS.get(col, col.replace("_", " ")), justify="right", no_wrap=True)
     table.add_column("checks", justify="center")
     skipped: list[VariantResult] = []
     for v in case.variants.values():
@@ -85,8 +89,8 @@ def case_table(case: CaseResult, columns: Iterable[str]) -> Table:
         speed, interval = ("baseline", "") if v.name == case.baseline else fmt_speed(v.ratio, v.ratio_ci95)
         style = "green" if "faster" in speed else ("red" if "slower" in speed else "")
         table.add_row(
-            v.name, fmt_time(v.median_s), fmt_time(v.iqr_s), Text(speed, style=style), interval,
-            *[_cell(v, col) for col in columns], mark,
+            v.name, fmt_time(v.median_s), _rel(v.iqr_s, v.median_s), Text(speed, style=style), interval,
+            *[_cell(case, v, col) for col in columns], mark,
         )
     if skipped:
         table.caption = "\n".join(f"{v.name} skipped: {v.skipped}" for v in skipped)
@@ -95,11 +99,18 @@ def case_table(case: CaseResult, columns: Iterable[str]) -> Table:
     return table
 
 
-def _cell(v: VariantResult, col: str) -> str:
-    if col in v.counters:
-        return fmt_number(round(v.counters[col], 3))
+def _rel(spread: float | None, center: float | None) -> str:
+    """Spread relative to the median: unit-free and narrow."""
+    if spread is None or not center:
+        return "—"
+    return f"{spread / center:.0%}"
+
+
+def _cell(case: CaseResult, v: VariantResult, col: str) -> str:
     if col in v.metrics:
-        return fmt_metric(v.metrics[col])
+        return fmt_metric(col, v.metrics[col])
+    if col in v.counters or any(col in other.counters for other in case.variants.values()):
+        return fmt_number(round(v.counters.get(col, 0.0), 3))  # a counter never bumped is a real 0
     return "—"
 
 

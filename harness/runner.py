@@ -273,12 +273,18 @@ def _run_case(
         contexts[v.name] = ctx
         timed[v.name] = v.make(ctx)
     progress(ProgressEvent(scenario, "measure", case.name, index, total, 0.0))
-    for name, unit in timed.items():
-        _warm_up(unit, budget.warmup_s, clock)
-    loops = _calibrate_all(timed, budget, clock)
+    if case.fixed_loops:
+        loops = {name: case.fixed_loops for name in timed}
+    else:
+        for unit in timed.values():
+            _warm_up(unit, budget.warmup_s, clock)
+        loops = _calibrate_all(timed, budget, clock)
+    # An op-stream case ends on whole laps of the stream, so every chunk of ops counts equally.
+    lap = max(1, case.units // case.fixed_loops) if case.fixed_loops else 1
     samples = measure_rounds(timed, loops, budget, clock,
                              on_round=lambda frac: progress(ProgressEvent(scenario, "measure", case.name,
-                                                                          index, total, frac)))
+                                                                          index, total, frac)),
+                             round_multiple=lap)
     for ctx in contexts.values():
         _finish(ctx)
 
@@ -291,7 +297,8 @@ def _run_case(
         s = samples[v.name]
         ratio, ci = (None, None)
         if base:
-            ratio, ci = stats.ratio_to_baseline(s, base)
+            summarize = stats.ratio_of_totals if case.fixed_loops else stats.ratio_to_baseline
+            ratio, ci = summarize(s, base)
         run = runs[v.name]
         variants[v.name] = VariantResult(
             name=v.name, samples_s=tuple(s), loops=loops[v.name], median_s=stats.median(s),
@@ -367,8 +374,12 @@ def measure_rounds(
     budget: Budget,
     clock: Callable[[], float],
     on_round: Callable[[float], None] = lambda _f: None,
+    round_multiple: int = 1,
 ) -> dict[str, list[float]]:
-    """Interleaved rounds, rotating the order each round; returns seconds per unit per round."""
+    """Interleaved rounds, rotating the order each round; returns seconds per unit per round.
+
+    Stops after `min_rounds` once the time budget is spent (or at `max_rounds`), and only on a
+    multiple of `round_multiple` rounds (whole laps of an op stream)."""
     names = list(units)
     samples: dict[str, list[float]] = {n: [] for n in names}
     if not names:
@@ -395,7 +406,8 @@ def measure_rounds(
                 samples[name].append((t1 - t0) / n)
             rounds += 1
             elapsed = clock() - start
-            if rounds >= budget.max_rounds or (rounds >= budget.min_rounds and elapsed >= budget.case_s):
+            on_lap = rounds % round_multiple == 0
+            if on_lap and (rounds >= budget.max_rounds or (rounds >= budget.min_rounds and elapsed >= budget.case_s)):
                 break
             # Both the minimum rounds and the time budget must be met: progress is the lagging one.
             on_round(min(1.0, elapsed / budget.case_s if budget.case_s > 0 else 1.0,

@@ -150,6 +150,11 @@ class Case:
     title: str = ""
     columns: tuple[str, ...] = ()
     """Counters/metrics to show in the table, in order (empty: the usual counters)."""
+    fixed_loops: int | None = None
+    """For units that walk a shared op stream: every sample of every variant runs this many units
+    and the runner adds no warm-up/calibration calls, so in round r all variants replay the *same*
+    ops (the factory does its own warm lap). Without it, positions drift apart and the op mix of
+    a sample, not the strategy, decides its time."""
 
     def __post_init__(self) -> None:
         names = [v.name for v in self.variants]

@@ -42,6 +42,9 @@ class Book(models.Model):
     def __str__(self) -> str:
         return self.title
 
+    def latest_reviews(self, n: int = 5):
+        return self.reviews.order_by("-created_at", "-id")[:n]
+
 
 class Review(models.Model):
     book = models.ForeignKey(Book, on_delete=models.CASCADE, related_name="reviews")
