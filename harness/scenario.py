@@ -53,11 +53,6 @@ class Variant:
     explain: bool = False
     """Capture EXPLAIN of the SQL this variant runs (counters pass)."""
 
-    @classmethod
-    def simple(cls, name: str, fn: Callable[[], Any], description: str = "", **kw: Any) -> Variant:
-        doc_lines = (fn.__doc__ or "").strip().splitlines()
-        return cls(name, lambda ctx: fn, description or (doc_lines[0] if doc_lines else ""), **kw)
-
 
 @dataclass(frozen=True)
 class VariantRun:
