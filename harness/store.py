@@ -60,16 +60,24 @@ _UPGRADES: dict[int, Any] = {}
 
 def save(result: Result, directory: Path = DEFAULT_DIR) -> Path:
     """Write atomically: a temp file in the same directory, fsync, then rename over the target."""
-    directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"{result.run_id}.json"
     text = json.dumps(to_dict(result), indent=1, sort_keys=False, default=_json_default)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{result.run_id}.", suffix=".tmp")
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{result.run_id}.", suffix=".tmp")
+    except OSError as exc:
+        raise UsageError(f"cannot write results to {directory}/: {exc.strerror or exc}",
+                         hint="choose another place with --results-dir") from None
     try:
         with os.fdopen(fd, "w") as fh:
             fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise UsageError(f"cannot write {path}: {exc.strerror or exc} (earlier results are intact)",
+                         hint="free some space or choose another --results-dir") from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

@@ -54,7 +54,7 @@ def test_atomic_write_keeps_previous_file_on_failure(tmp_path, monkeypatch):
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(os, "fsync", boom)
-    with pytest.raises(OSError):
+    with pytest.raises(UsageError, match="No space left on device"):
         store.save(result, tmp_path)
     assert path.read_text() == before
     assert [p.name for p in tmp_path.iterdir()] == [path.name]  # no temp file left behind
@@ -92,3 +92,10 @@ def test_resolve_latest_previous_and_prefix(tmp_path):
         store.resolve("nope", tmp_path)
     with pytest.raises(UsageError, match="no latest run"):
         store.resolve("latest", tmp_path / "empty")
+
+
+def test_unwritable_results_dir_is_a_clear_error(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    with pytest.raises(UsageError, match="cannot write results"):
+        store.save(make_result(), blocker / "results")
