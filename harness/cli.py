@@ -102,6 +102,7 @@ def run(
     seed: Annotated[int, typer.Option(help="Seed of the generated data and workloads.", min=0)] = 42,
     param: Annotated[Optional[list[str]], typer.Option("--param", help="Override a scenario parameter: NAME=VALUE.")] = None,
     no_lesson: Annotated[bool, typer.Option("--no-lesson", help="Do not print the lesson text.")] = False,
+    no_chart: Annotated[bool, typer.Option("--no-chart", help="Do not write the PNG chart beside the result.")] = False,
 ) -> None:
     """Run scenarios: verify every variant, time them in interleaved rounds, save and show the result."""
     from harness.runner import RunOptions
@@ -125,13 +126,15 @@ def run(
                 if name not in known:
                     raise unknown("variant", name, known)
         opts = RunOptions(tuple(sc.name for sc in chosen), profile, wanted, stack, str(results_dir), seed, params)
-        code = _run(chosen, opts, json_out, not no_lesson)
+        code, _ = _run(chosen, opts, json_out, not no_lesson, chart=not no_chart)
     except LabsError as exc:
         _fail(exc)
     raise typer.Exit(code)
 
 
-def _run(chosen, opts, json_out: bool, show_lesson: bool) -> int:
+def _run(chosen, opts, json_out: bool, show_lesson: bool, chart: bool = True,
+         quiet: bool = False) -> tuple[int, list]:
+    """Run scenarios on one stack; returns (exit code, [(result, path)])."""
     from dataclasses import replace
 
     from harness import djangoenv, envinfo
@@ -180,16 +183,30 @@ def _run(chosen, opts, json_out: bool, show_lesson: bool) -> int:
     except KeyboardInterrupt:
         err.print("[bold red]interrupted[/bold red]: every service this run started was stopped; "
                   "the partial result is saved marked incomplete.")
-        return EXIT_INTERRUPTED
+        return EXIT_INTERRUPTED, []
     finally:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
     for result, path, sc in printed:
+        if quiet:
+            continue
+        png = _chart(result, path) if chart else None
         if json_out:
             out.print_json(json.dumps(store.to_dict(result), default=str))
         else:
             report.terminal(result, out, lesson_text=sc.lesson_text() if show_lesson else "")
-            out.print(f"[dim]saved {path}[/dim]")
-    return code
+            out.print(f"[dim]saved {path}" + (f" · chart {png}" if png else "") + "[/dim]")
+    return code, [(result, path) for result, path, _ in printed]
+
+
+def _chart(result, path: Path) -> Path | None:
+    """The run's chart beside its JSON; a chart failure never loses the (already saved) result."""
+    from harness import charts
+
+    try:
+        return charts.result_png(result, path.with_suffix(".png"))
+    except Exception as exc:  # noqa: BLE001 - a missing font or backend must not fail the run
+        err.print(f"[yellow]no chart: {exc!r}[/yellow]")
+        return None
 
 
 def _save_partial(result, results_dir: Path) -> None:
@@ -265,6 +282,196 @@ def _print_stack(stack, label: str, seconds: float | None = None) -> None:
     for s in stack.services.values():
         table.add_row(s.name, s.version, s.url, str(s.pid), "[green]yes[/green]" if s.healthy() else "[red]no[/red]")
     out.print(table)
+
+
+baseline_app = typer.Typer(help="Named sets of results that `labs compare` and `labs ci` compare against.",
+                           no_args_is_help=True)
+app.add_typer(baseline_app, name="baseline")
+
+
+def _thresholds(items: list[str] | None):
+    from harness.compare import Threshold
+
+    return [Threshold.parse(t) for t in items or []]
+
+
+def _emit_comparison(comparison, fmt: str, everything: bool) -> None:
+    from harness import compare as cmp
+
+    if fmt == "markdown":
+        out.print(cmp.to_markdown(comparison, everything), markup=False, highlight=False, soft_wrap=True)
+    elif fmt == "json":
+        out.print_json(cmp.to_json(comparison))
+    else:
+        out.print(cmp.to_table(comparison, everything))
+        for note in comparison.notes:
+            out.print(f"[yellow]note:[/yellow] {note}")
+        style = "bold red" if comparison.regressions else "green"
+        out.print(f"[{style}]{cmp.summary_line(comparison)}[/{style}]")
+
+
+@app.command("compare")
+def compare_cmd(
+    base: Annotated[str, typer.Argument(help="Run id, file, directory, baseline name, or 'previous'.")] = "previous",
+    new: Annotated[str, typer.Argument(help="Run id, file, directory, or 'latest'.")] = "latest",
+    threshold: Annotated[Optional[list[str]], typer.Option("--threshold", "-t",
+                         help="Minimum effect, e.g. time:25% or ratio:10% (defaults: time 25%, ratio 15%).")] = None,
+    fmt: Annotated[str, typer.Option("--format", "-f", help="table, markdown or json.")] = "table",
+    everything: Annotated[bool, typer.Option("--all", help="Show unchanged rows too.")] = False,
+    results_dir: Annotated[Path, typer.Option(help="Where result files are.")] = Path("results"),
+) -> None:
+    """Verdicts per variant and metric: faster / slower / unchanged / incomparable. Exit 1 on regression."""
+    from harness import compare as cmp
+
+    try:
+        if fmt not in {"table", "markdown", "json"}:
+            raise unknown("format", fmt, ["table", "markdown", "json"])
+        limits = _thresholds(threshold)
+        new_label, new_results = cmp.load_side(new, results_dir)
+        base_label, base_results = cmp.load_side(base, results_dir, relative_to=new_results)
+        comparison = cmp.compare(base_label, base_results, new_label, new_results, limits)
+    except LabsError as exc:
+        _fail(exc)
+    _emit_comparison(comparison, fmt, everything)
+    raise typer.Exit(EXIT_CHECK_FAILED if comparison.regressions else EXIT_OK)
+
+
+@baseline_app.command("save")
+def baseline_save(
+    name: Annotated[str, typer.Argument(help="Baseline name, e.g. main.")],
+    runs: Annotated[Optional[list[str]], typer.Argument(help="Runs to keep (default: newest complete run of each scenario).")] = None,
+    results_dir: Annotated[Path, typer.Option(help="Where result files are.")] = Path("results"),
+) -> None:
+    """Copy runs into results/baselines/NAME/ (commit that folder: CI compares against it)."""
+    try:
+        paths = store.save_baseline(name, list(runs or []), results_dir)
+    except LabsError as exc:
+        _fail(exc)
+    for p in paths:
+        out.print(f"baseline {name}: {p}")
+
+
+@baseline_app.command("list")
+def baseline_list(results_dir: Annotated[Path, typer.Option(help="Where result files are.")] = Path("results")) -> None:
+    """Baselines and the runs they hold."""
+    try:
+        found = store.list_baselines(results_dir)
+    except LabsError as exc:
+        _fail(exc)
+    if not found:
+        out.print("no baselines (labs baseline save NAME)")
+    for name, results in found.items():
+        out.print(f"[bold]{name}[/bold]: " + ", ".join(f"{r.scenario} ({r.run_id}, {r.profile}, "
+                                                        f"{(r.env.get('git_sha') or '?')[:7]})" for r in results))
+
+
+@app.command()
+def history(
+    scenario: Annotated[str, typer.Argument(help="Scenario name.")],
+    metric: Annotated[str, typer.Option(help="time, ratio, or a counter (queries, cache_hits...).")] = "time",
+    case: Annotated[Optional[str], typer.Option(help="Only this case (e.g. books=200).")] = None,
+    variant: Annotated[Optional[str], typer.Option(help="Only this variant.")] = None,
+    results_dir: Annotated[Path, typer.Option(help="Where result files are.")] = Path("results"),
+    out_dir: Annotated[Optional[Path], typer.Option(help="Where the PNG and HTML go (default: RESULTS_DIR/history).")] = None,
+) -> None:
+    """Chart a metric across stored runs in commit order (PNG + HTML), regressions ringed in red."""
+    from harness import history as hist
+
+    try:
+        registry.get(scenario)
+        h = hist.build(scenario, metric, hist.collect(scenario, results_dir), case, variant)
+        png, page = hist.write(h, out_dir or results_dir / "history")
+    except LabsError as exc:
+        _fail(exc)
+    flagged = sum(sum(m) for m in h.marks.values())
+    out.print(f"{len(h.labels)} runs, {len(h.series)} series, {flagged} regression point(s)\n{png}\n{page}")
+
+
+SUITES = {"quick": "quick", "nightly": "full"}
+
+
+@app.command()
+def ci(
+    suite: Annotated[str, typer.Option(help="quick (every scenario, quick profile) or nightly (full profile).")] = "quick",
+    baseline: Annotated[str, typer.Option(help="Baseline to compare with (results/baselines/NAME).")] = "main",
+    scenarios: Annotated[Optional[list[str]], typer.Option("--scenario", help="Limit to these scenarios.")] = None,
+    threshold: Annotated[Optional[list[str]], typer.Option("--threshold", "-t", help="As in labs compare.")] = None,
+    stack: Annotated[str, typer.Option(help="embedded or external.")] = "embedded",
+    results_dir: Annotated[Path, typer.Option(help="Where result files go.")] = Path("results"),
+    out_dir: Annotated[Path, typer.Option(help="Summary and charts for the CI job's artifacts.")] = Path("ci-out"),
+    confirm: Annotated[int, typer.Option(help="Re-run a scenario whose timings regressed this many times; "
+                                              "only regressions seen every time count.", min=0, max=5)] = 1,
+) -> None:
+    """Nightly job in one command: run the suite, store, compare with the baseline, write a markdown
+    summary ($GITHUB_STEP_SUMMARY too) and charts; exit 1 on a regression or failed check."""
+    from harness import charts
+    from harness import compare as cmp
+    from harness import history as hist
+    from harness.runner import RunOptions
+
+    try:
+        if suite not in SUITES:
+            raise unknown("suite", suite, SUITES)
+        limits = _thresholds(threshold)
+        chosen = registry.resolve(list(scenarios or ["all"]))
+        opts = RunOptions(tuple(sc.name for sc in chosen), SUITES[suite], (), stack, str(results_dir))
+        code, ran = _run(chosen, opts, json_out=False, show_lesson=False, chart=False)
+        if code == EXIT_INTERRUPTED:
+            raise typer.Exit(code)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        new_results = [r for r, _ in ran]
+        lines = [f"## Perf Lab · suite {suite} · {len(new_results)} scenario(s)", ""]
+        for r, path in ran:
+            png = charts.result_png(r, out_dir / f"{r.run_id}.png")
+            status = "ok" if r.ok else ("incomplete" if not r.complete else "CHECK FAILED")
+            lines.append(f"- **{r.scenario}** ({status}) — {r.run_id} · chart `{png.name}`")
+            lines += [f"  - {line}" for line in r.lesson]
+        baseline_dir = store.baselines_dir(results_dir) / baseline
+        regressions = 0
+        if baseline_dir.is_dir():
+            base_label, base_results = cmp.load_side(baseline, results_dir)
+            comparison = cmp.compare(base_label, base_results, "this run", new_results, limits)
+            for attempt in range(confirm):
+                suspects = sorted({r.scenario for r in comparison.regressions if r.metric in {"time", "ratio"}})
+                if not suspects:
+                    break
+                err.print(f"[yellow]timing regression in {', '.join(suspects)}: re-running to confirm "
+                          f"({attempt + 1}/{confirm})[/yellow]")
+                again_opts = RunOptions(tuple(suspects), opts.profile, (), stack, str(results_dir))
+                again_code, again_ran = _run([registry.get(n) for n in suspects], again_opts, json_out=False,
+                                             show_lesson=False, chart=False, quiet=True)
+                if again_code == EXIT_INTERRUPTED:
+                    raise typer.Exit(again_code)
+                again = cmp.compare(base_label, base_results, f"confirmation run {attempt + 1}",
+                                    [r for r, _ in again_ran], limits)
+                comparison = cmp.confirm(comparison, again)
+            regressions = len(comparison.regressions)
+            lines += ["", cmp.to_markdown(comparison)]
+            _emit_comparison(comparison, "table", False)
+        else:
+            lines += ["", f"No baseline `{baseline}` yet: nothing to compare. Make one with "
+                          f"`labs baseline save {baseline}` and commit `results/baselines/{baseline}/`."]
+        for r in new_results:
+            try:
+                h = hist.build(r.scenario, "ratio", hist.collect(r.scenario, results_dir))
+                hist.write(h, out_dir)
+            except LabsError:
+                pass
+        lines.append("\n_Load generator and server share the machine's cores; compare variants measured "
+                     "in the same run (ratios), not absolute numbers across machines._")
+        summary = "\n".join(lines) + "\n"
+        (out_dir / "summary.md").write_text(summary)
+        step = os.environ.get("GITHUB_STEP_SUMMARY")
+        if step:
+            with open(step, "a") as fh:
+                fh.write(summary)
+        out.print(f"[dim]summary: {out_dir / 'summary.md'}[/dim]")
+        if regressions:
+            err.print(f"[bold red]{regressions} regression(s) against baseline {baseline}[/bold red]")
+            code = EXIT_CHECK_FAILED
+    except LabsError as exc:
+        _fail(exc)
+    raise typer.Exit(code)
 
 
 def main() -> None:

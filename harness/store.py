@@ -135,3 +135,51 @@ def resolve(ref: str, directory: Path = DEFAULT_DIR) -> Path:
     if len(matches) > 1:
         raise UsageError(f"run id {ref!r} is ambiguous ({len(matches)} runs match)")
     raise UsageError(f"no run {ref!r} in {directory}/", hint="`labs show latest` or list the directory")
+
+
+def baselines_dir(results_dir: Path = DEFAULT_DIR) -> Path:
+    return results_dir / "baselines"
+
+
+def save_baseline(name: str, refs: list[str], results_dir: Path = DEFAULT_DIR) -> list[Path]:
+    """Copy runs into results/baselines/NAME/ (default: the newest complete run of each scenario).
+
+    Baselines are meant to be committed: `labs ci` compares against them.
+    """
+    import re
+    import shutil
+
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", name):
+        raise UsageError(f"bad baseline name {name!r}: letters, digits, '.', '_' and '-' only")
+    if refs:
+        paths = [resolve(ref, results_dir) for ref in refs]
+    else:
+        newest: dict[str, Path] = {}
+        for p in list_runs(results_dir):
+            r = load(p)
+            if r.complete:
+                newest[r.scenario] = p
+        paths = [newest[k] for k in sorted(newest)]
+    if not paths:
+        raise UsageError(f"no complete runs in {results_dir}/ to make a baseline of", hint="labs run all")
+    for p in paths:
+        if not load(p).complete:
+            raise UsageError(f"{p.name} is an incomplete run: it cannot be a baseline")
+    target = baselines_dir(results_dir) / name
+    staging = baselines_dir(results_dir) / f".{name}.tmp"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    for p in paths:
+        shutil.copy2(p, staging / p.name)
+    if target.exists():
+        shutil.rmtree(target)
+    staging.rename(target)
+    return [target / p.name for p in paths]
+
+
+def list_baselines(results_dir: Path = DEFAULT_DIR) -> dict[str, list[Result]]:
+    root = baselines_dir(results_dir)
+    if not root.is_dir():
+        return {}
+    return {d.name: [load(p) for p in list_runs(d)] for d in sorted(root.iterdir())
+            if d.is_dir() and not d.name.startswith(".")}

@@ -94,8 +94,8 @@ def test_memcached_absent_is_skipped_not_dropped(stack, tiny_budget):
 
 def test_stampede_lock_recomputes_once(result):
     case = _case(result, "stampede")
-    assert case.variants["locked"].counters["recomputes"] == 1
-    assert case.variants["naive"].counters["recomputes"] >= 2
+    assert case.variants["locked"].metrics["recomputes"] == 1
+    assert case.variants["naive"].metrics["recomputes"] >= 2
 
 
 def test_write_behind_crash_mid_way_records_loss(stack, result):

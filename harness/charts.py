@@ -1,0 +1,115 @@
+"""Charts (PNG with matplotlib, and self-contained HTML pages that embed them).
+
+Renderers only: a Result (or a list of them) in, files out. Matplotlib runs headless (Agg).
+"""
+from __future__ import annotations
+
+import base64
+import html
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+from harness.model import Result
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def result_figure(result: Result):
+    """One panel per case: each variant's speed relative to the baseline, with its 95 % interval."""
+    plt = _pyplot()
+    cases = [c for c in result.cases if any(v.ratio for v in c.variants.values())]
+    n = max(1, len(cases))
+    height = sum(0.45 * len(c.variants) + 0.9 for c in cases) or 2
+    fig, axes = plt.subplots(n, 1, figsize=(9, max(2.5, height)), squeeze=False,
+                             gridspec_kw={"height_ratios": [len(c.variants) + 1 for c in cases] or [1]})
+    for ax, case in zip(axes[:, 0], cases):
+        names, speed, lo_err, hi_err, colors = [], [], [], [], []
+        for v in case.variants.values():
+            if not v.ratio:
+                continue
+            s = 1.0 / v.ratio
+            lo, hi = (1.0 / v.ratio_ci95[1], 1.0 / v.ratio_ci95[0]) if v.ratio_ci95 else (s, s)
+            failed = any(not c.ok and not c.skipped for c in case.checks if c.variant == v.name)
+            names.append(v.name + ("  ✗" if failed else ""))
+            speed.append(s)
+            lo_err.append(max(0.0, s - lo))
+            hi_err.append(max(0.0, hi - s))
+            colors.append("#9e9e9e" if v.name == case.baseline else ("#d62728" if failed else
+                                                                      ("#2ca02c" if s >= 1 else "#ff7f0e")))
+        y = list(range(len(names)))[::-1]
+        ax.barh(y, speed, xerr=[lo_err, hi_err], color=colors, capsize=3, height=0.6)
+        ax.set_yticks(y, names)
+        ax.axvline(1.0, color="#555", lw=0.8, ls="--")
+        if max(speed, default=1) / max(min(speed, default=1), 1e-9) > 30:
+            ax.set_xscale("log")
+        for yi, s in zip(y, speed):
+            ax.annotate(f"{s:.3g}×", (s, yi), xytext=(4, 0), textcoords="offset points", va="center", fontsize=8)
+        ax.set_title(f"{case.title or case.name}", loc="left", fontsize=10)
+        ax.set_xlabel(f"speed vs {case.baseline} (× faster, 95 % CI)", fontsize=8)
+        ax.grid(axis="x", alpha=0.3)
+    fig.suptitle(f"{result.scenario} — {result.title}\n{result.run_id} · {result.profile} · "
+                 f"{result.env.get('cpus', '?')} CPUs" + ("" if result.complete else " · INCOMPLETE"),
+                 fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def save_png(fig, path: Path) -> Path:
+    plt = _pyplot()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def result_png(result: Result, path: Path) -> Path:
+    return save_png(result_figure(result), path)
+
+
+def history_figure(title: str, labels: Sequence[str], series: dict[str, list[float | None]],
+                   marks: dict[str, list[bool]] | None = None, ylabel: str = ""):
+    """Lines over runs (in commit/time order); `marks` flags regressions with red rings."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(10, 4.5))
+    x = list(range(len(labels)))
+    for name, values in series.items():
+        pts = [(i, v) for i, v in zip(x, values) if v is not None and not math.isnan(v)]
+        if not pts:
+            continue
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", ms=3, label=name)
+        for i, flagged in enumerate((marks or {}).get(name, [])):
+            if flagged and values[i] is not None:
+                ax.plot([i], [values[i]], "o", ms=11, mfc="none", mec="#d62728", mew=2)
+    ax.set_xticks(x, labels, rotation=45, ha="right", fontsize=7)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, loc="left")
+    ax.grid(alpha=0.3)
+    if series:
+        ax.legend(fontsize=8, loc="best")
+    fig.tight_layout()
+    return fig
+
+
+def html_page(title: str, png: Path, body_html: str = "") -> str:
+    """A self-contained page (the chart inlined as data: URI; works offline, no scripts)."""
+    data = base64.b64encode(png.read_bytes()).decode()
+    return (f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+            "<style>body{font-family:system-ui,sans-serif;margin:2rem;max-width:1100px}"
+            "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 8px;font-size:13px}"
+            "th{background:#f3f3f3}</style></head><body>"
+            f"<h1>{html.escape(title)}</h1><img alt='{html.escape(title)}' src='data:image/png;base64,{data}'>"
+            f"{body_html}</body></html>")
+
+
+def html_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
