@@ -1,0 +1,45 @@
+"""`labs ci` end to end with real runs: summary, charts, baseline comparison, exit codes."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+pytestmark = pytest.mark.stack
+
+
+def _labs(*args: str, cwd=None, env=None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "harness.cli", *args], capture_output=True, text=True,
+                          timeout=300, env={**os.environ, **(env or {})}, cwd=cwd)
+
+
+def test_ci_without_then_with_a_baseline(tmp_path, runtime_dir):
+    results, out = tmp_path / "results", tmp_path / "ci-out"
+    summary_file = tmp_path / "step-summary.md"
+    env = {"GITHUB_STEP_SUMMARY": str(summary_file)}
+    first = _labs("ci", "--scenario", "n_plus_one", "--results-dir", str(results), "--out-dir", str(out), env=env)
+    assert first.returncode == 0, first.stderr[-3000:]
+    summary = (out / "summary.md").read_text()
+    assert "No baseline `main` yet" in summary and "n_plus_one" in summary
+    assert summary_file.read_text() == summary
+    assert list(out.glob("*.png"))
+
+    saved = _labs("baseline", "save", "main", "--results-dir", str(results))
+    assert saved.returncode == 0, saved.stderr
+
+    second = _labs("ci", "--scenario", "n_plus_one", "--results-dir", str(results), "--out-dir", str(out))
+    summary = (out / "summary.md").read_text()
+    assert "### labs compare: baseline main → this run" in summary
+    # same code: counters and checks can never regress; a timing alarm must survive a re-run to count
+    assert "| worse |" not in summary and "**worse**" not in summary and "**failing**" not in summary
+    assert second.returncode in (0, 1)
+    if second.returncode == 1:
+        assert "re-running to confirm" in second.stderr
+    assert "Traceback" not in second.stderr
+
+
+def test_ci_bad_suite_is_a_usage_error(tmp_path):
+    res = _labs("ci", "--suite", "nighty", "--results-dir", str(tmp_path))
+    assert res.returncode == 2 and "did you mean nightly?" in res.stderr
