@@ -96,7 +96,8 @@ def run(
     scenarios: Annotated[list[str], typer.Argument(help="Scenario names, or 'all'.", show_default=False)],
     profile: Annotated[str, typer.Option("--profile", "-p", help="quick (seconds) or full (nightly).")] = "quick",
     variants: Annotated[Optional[str], typer.Option(help="Comma-separated variants to run (the baseline always runs).")] = None,
-    stack: Annotated[str, typer.Option(help="embedded (default: starts its own servers) or external (DATABASE_URL, REDIS_URL...).")] = "embedded",
+    stack: Annotated[str, typer.Option(help="embedded (default: starts its own servers), external "
+                                            "(DATABASE_URL, REDIS_URL...) or docker (docker compose).")] = "embedded",
     json_out: Annotated[bool, typer.Option("--json", help="Print the result JSON instead of the table.")] = False,
     results_dir: Annotated[Path, typer.Option(help="Where result files go.")] = Path("results"),
     seed: Annotated[int, typer.Option(help="Seed of the generated data and workloads.", min=0)] = 42,
@@ -133,8 +134,11 @@ def run(
 
 
 def _run(chosen, opts, json_out: bool, show_lesson: bool, chart: bool = True,
-         quiet: bool = False) -> tuple[int, list]:
-    """Run scenarios on one stack; returns (exit code, [(result, path)])."""
+         then=None) -> tuple[int, list]:
+    """Run scenarios on one stack; returns (exit code, [(result, path)]).
+
+    `then(ran, rerun)`, when given, is called on the same stack after the runs: `rerun(names)`
+    measures those scenarios again (Django can be configured for one stack per process)."""
     from dataclasses import replace
 
     from harness import djangoenv, envinfo
@@ -160,7 +164,18 @@ def _run(chosen, opts, json_out: bool, show_lesson: bool, chart: bool = True,
                 describe["versions"] = {**describe["versions"], **djangoenv.database_versions()}
                 env = envinfo.collect(describe)
                 progress.remove_task(boot)
-                for sc in chosen:
+
+                def run_some(scenarios) -> list:
+                    nonlocal code
+                    done = []
+                    for sc in scenarios:
+                        result, path = _one(sc)
+                        done.append((result, path, sc))
+                        if not result.ok:
+                            code = EXIT_CHECK_FAILED
+                    return done
+
+                def _one(sc):
                     task = progress.add_task(sc.name, total=1.0)
 
                     def show(ev: ProgressEvent, task=task) -> None:
@@ -177,9 +192,12 @@ def _run(chosen, opts, json_out: bool, show_lesson: bool, chart: bool = True,
                     result = replace(result, timings={"stack_s": stack_s if not info.warm else 0.0, **result.timings})
                     path = store.save(result, results_dir)
                     progress.remove_task(task)
-                    printed.append((result, path, sc))
-                    if not result.ok:
-                        code = EXIT_CHECK_FAILED
+                    return result, path
+
+                printed = run_some(chosen)
+                if then is not None:
+                    then([(r, p) for r, p, _ in printed],
+                         lambda names: [(r, p) for r, p, _ in run_some([registry.get(n) for n in names])])
     except KeyboardInterrupt:
         err.print("[bold red]interrupted[/bold red]: every service this run started was stopped; "
                   "the partial result is saved marked incomplete.")
@@ -187,8 +205,6 @@ def _run(chosen, opts, json_out: bool, show_lesson: bool, chart: bool = True,
     finally:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
     for result, path, sc in printed:
-        if quiet:
-            continue
         png = _chart(result, path) if chart else None
         if json_out:
             out.print_json(json.dumps(store.to_dict(result), default=str))
@@ -234,12 +250,48 @@ def show(
     raise typer.Exit(EXIT_OK if result.ok else EXIT_CHECK_FAILED)
 
 
+StackOpt = Annotated[str, typer.Option("--stack", help="embedded (default) or docker (docker compose).")]
+
+
+def _docker_stack(action: str) -> None:
+    from harness.stack import docker
+
+    if action == "up":
+        with err.status("docker compose up -d --wait…"):
+            urls = docker.up()
+        table = Table(title="docker stack", title_justify="left")
+        table.add_column("service")
+        table.add_column("url")
+        for k, v in urls.items():
+            from harness.stack import redact
+
+            table.add_row(k, redact(v))
+        out.print(table)
+    elif action == "down":
+        docker.down()
+        out.print("docker stack stopped")
+    else:
+        reason = docker.available()
+        if reason:
+            raise LabsError(reason, hint=docker.NO_ENGINE_HINT)
+        out.print(docker.urls())
+
+
+def _check_stack_kind(kind: str) -> None:
+    if kind not in {"embedded", "docker"}:
+        raise unknown("stack for `labs stack`", kind, ["embedded", "docker"])
+
+
 @stack_app.command("up")
-def stack_up() -> None:
+def stack_up(stack: StackOpt = "embedded") -> None:
     """Start the embedded stack in the background and keep it (state in the runtime dir)."""
     from harness.stack import stack_up as up
 
     try:
+        _check_stack_kind(stack)
+        if stack == "docker":
+            _docker_stack("up")
+            return
         with err.status("starting the embedded stack…"):
             t0 = time.perf_counter()
             stack, started = up()
@@ -249,11 +301,15 @@ def stack_up() -> None:
 
 
 @stack_app.command("down")
-def stack_down() -> None:
+def stack_down(stack_kind: StackOpt = "embedded") -> None:
     """Stop the warm stack and delete its data."""
     from harness.stack import stack_down as down
 
     try:
+        _check_stack_kind(stack_kind)
+        if stack_kind == "docker":
+            _docker_stack("down")
+            return
         stack = down()
     except LabsError as exc:
         _fail(exc)
@@ -261,10 +317,17 @@ def stack_down() -> None:
 
 
 @stack_app.command("status")
-def stack_status() -> None:
+def stack_status(stack_kind: StackOpt = "embedded") -> None:
     """Is a warm stack running, and is every service healthy?"""
     from harness.stack import embedded
 
+    if stack_kind != "embedded":
+        try:
+            _check_stack_kind(stack_kind)
+            _docker_stack("status")
+        except LabsError as exc:
+            _fail(exc)
+        return
     stack = embedded.read_state()
     if stack is None:
         out.print("no warm stack (labs run starts a temporary one; `labs stack up` keeps one warm)")
@@ -415,42 +478,44 @@ def ci(
         limits = _thresholds(threshold)
         chosen = registry.resolve(list(scenarios or ["all"]))
         opts = RunOptions(tuple(sc.name for sc in chosen), SUITES[suite], (), stack, str(results_dir))
-        code, ran = _run(chosen, opts, json_out=False, show_lesson=False, chart=False)
-        if code == EXIT_INTERRUPTED:
+        state: dict = {"lines": [], "regressions": 0}
+
+        def compare_and_confirm(ran, rerun) -> None:
+            new_results = [r for r, _ in ran]
+            state["new"] = new_results
+            out_dir.mkdir(parents=True, exist_ok=True)
+            lines = [f"## Perf Lab · suite {suite} · {len(new_results)} scenario(s)", ""]
+            for r, _path in ran:
+                png = charts.result_png(r, out_dir / f"{r.run_id}.png")
+                status = "ok" if r.ok else ("incomplete" if not r.complete else "CHECK FAILED")
+                lines.append(f"- **{r.scenario}** ({status}) — {r.run_id} · chart `{png.name}`")
+                lines += [f"  - {line}" for line in r.lesson]
+            if store.baselines_dir(results_dir).joinpath(baseline).is_dir():
+                base_label, base_results = cmp.load_side(baseline, results_dir)
+                comparison = cmp.compare(base_label, base_results, "this run", new_results, limits)
+                for attempt in range(confirm):
+                    suspects = sorted({r.scenario for r in comparison.regressions if r.metric in {"time", "ratio"}})
+                    if not suspects:
+                        break
+                    err.print(f"[yellow]timing regression in {', '.join(suspects)}: re-running to confirm "
+                              f"({attempt + 1}/{confirm})[/yellow]")
+                    again = cmp.compare(base_label, base_results, f"confirmation run {attempt + 1}",
+                                        [r for r, _ in rerun(suspects)], limits)
+                    comparison = cmp.confirm(comparison, again)
+                state["regressions"] = len(comparison.regressions)
+                state["comparison"] = comparison
+                lines += ["", cmp.to_markdown(comparison)]
+            else:
+                lines += ["", f"No baseline `{baseline}` yet: nothing to compare. Make one with "
+                              f"`labs baseline save {baseline}` and commit `results/baselines/{baseline}/`."]
+            state["lines"] = lines
+
+        code, _ran = _run(chosen, opts, json_out=False, show_lesson=False, chart=False, then=compare_and_confirm)
+        if code == EXIT_INTERRUPTED or "new" not in state:
             raise typer.Exit(code)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        new_results = [r for r, _ in ran]
-        lines = [f"## Perf Lab · suite {suite} · {len(new_results)} scenario(s)", ""]
-        for r, path in ran:
-            png = charts.result_png(r, out_dir / f"{r.run_id}.png")
-            status = "ok" if r.ok else ("incomplete" if not r.complete else "CHECK FAILED")
-            lines.append(f"- **{r.scenario}** ({status}) — {r.run_id} · chart `{png.name}`")
-            lines += [f"  - {line}" for line in r.lesson]
-        baseline_dir = store.baselines_dir(results_dir) / baseline
-        regressions = 0
-        if baseline_dir.is_dir():
-            base_label, base_results = cmp.load_side(baseline, results_dir)
-            comparison = cmp.compare(base_label, base_results, "this run", new_results, limits)
-            for attempt in range(confirm):
-                suspects = sorted({r.scenario for r in comparison.regressions if r.metric in {"time", "ratio"}})
-                if not suspects:
-                    break
-                err.print(f"[yellow]timing regression in {', '.join(suspects)}: re-running to confirm "
-                          f"({attempt + 1}/{confirm})[/yellow]")
-                again_opts = RunOptions(tuple(suspects), opts.profile, (), stack, str(results_dir))
-                again_code, again_ran = _run([registry.get(n) for n in suspects], again_opts, json_out=False,
-                                             show_lesson=False, chart=False, quiet=True)
-                if again_code == EXIT_INTERRUPTED:
-                    raise typer.Exit(again_code)
-                again = cmp.compare(base_label, base_results, f"confirmation run {attempt + 1}",
-                                    [r for r, _ in again_ran], limits)
-                comparison = cmp.confirm(comparison, again)
-            regressions = len(comparison.regressions)
-            lines += ["", cmp.to_markdown(comparison)]
-            _emit_comparison(comparison, "table", False)
-        else:
-            lines += ["", f"No baseline `{baseline}` yet: nothing to compare. Make one with "
-                          f"`labs baseline save {baseline}` and commit `results/baselines/{baseline}/`."]
+        if "comparison" in state:
+            _emit_comparison(state["comparison"], "table", False)
+        lines, regressions, new_results = state["lines"], state["regressions"], state["new"]
         for r in new_results:
             try:
                 h = hist.build(r.scenario, "ratio", hist.collect(r.scenario, results_dir))

@@ -328,7 +328,7 @@ def summary_line(comparison: Comparison) -> str:
 
 
 def to_markdown(comparison: Comparison, everything: bool = False) -> str:
-    th = ", ".join(f"{k} {v:.0%}" for k, v in sorted(comparison.thresholds.items()))
+    th = ", ".join(f"{k} {v * 100:g}%" for k, v in sorted(comparison.thresholds.items()))
     lines = [f"### labs compare: {comparison.base_label} → {comparison.new_label}", "",
              f"**{summary_line(comparison)}** (thresholds: {th}; counters exact)", ""]
     rows = interesting(comparison, everything)

@@ -161,3 +161,17 @@ def test_cli_compare_exit_codes_and_baselines(tmp_path):
         res = runner.invoke(app, [*args, "--results-dir", str(tmp_path)])
         assert res.exit_code == 2, (args, res.output)
         assert "Traceback" not in res.output
+
+
+def test_confirm_keeps_only_reproduced_timing_regressions():
+    slow = make_run("20260102T000000Z-n_plus_one-0003", seed=3, fast_factor=1.4, fast_queries=3.0)
+    first = cmp.compare("base", [BASE], "first", [slow])
+    assert {r.metric for r in first.regressions} == {"time", "ratio", "queries"}
+    noise = make_run("20260102T000001Z-n_plus_one-0004", seed=4, fast_queries=3.0)
+    confirmed = cmp.confirm(first, cmp.compare("base", [BASE], "again", [noise]))
+    # the timing alarm did not reproduce; the extra query is exact and stays a regression
+    assert {r.metric for r in confirmed.regressions} == {"queries"}
+    assert {r.verdict for r in confirmed.rows if r.variant == "prefetch" and r.metric in {"time", "ratio"}} == {"unconfirmed"}
+    again_slow = make_run("20260102T000002Z-n_plus_one-0005", seed=5, fast_factor=1.4, fast_queries=3.0)
+    still = cmp.confirm(first, cmp.compare("base", [BASE], "again", [again_slow]))
+    assert {r.metric for r in still.regressions} == {"time", "ratio", "queries"}

@@ -115,7 +115,40 @@ class ExternalProvider:
         if "postgres" not in urls:
             raise UsageError("--stack external needs DATABASE_URL (and REDIS_URL for cache scenarios)",
                              hint="export DATABASE_URL=postgresql://user:pass@host:5432/perflab")
+        ensure_database(urls["postgres"])
         yield StackInfo("external", urls, versions={})
+
+
+def ensure_database(url: str) -> None:
+    """Create the lab's own database if it is missing, plus the contrib extensions it can.
+
+    The lab only ever creates its own database and tables; it never touches other data.
+    """
+    import psycopg
+
+    parts = urllib.parse.urlsplit(url)
+    dbname = urllib.parse.unquote(parts.path.lstrip("/")) or "perflab"
+    kwargs = {"host": parts.hostname, "port": parts.port or 5432, "user": urllib.parse.unquote(parts.username or ""),
+              "password": urllib.parse.unquote(parts.password or "") or None, "connect_timeout": 5}
+    try:
+        conn = psycopg.connect(dbname=dbname, autocommit=True, **kwargs)
+    except psycopg.OperationalError as exc:
+        if "does not exist" not in str(exc):
+            raise StackError(f"cannot connect to {redact(url)}: {str(exc).strip().splitlines()[-1]}",
+                             hint="check DATABASE_URL and that the server accepts connections") from None
+        try:
+            with psycopg.connect(dbname="postgres", autocommit=True, **kwargs) as admin:
+                admin.execute(f'CREATE DATABASE "{dbname}"')
+        except psycopg.Error as exc2:
+            raise StackError(f"database {dbname!r} does not exist and could not be created: {exc2}",
+                             hint=f"create it (CREATE DATABASE {dbname}) or give a user that may") from None
+        conn = psycopg.connect(dbname=dbname, autocommit=True, **kwargs)
+    with conn:
+        for ext in embedded.PG_EXTENSIONS:
+            try:
+                conn.execute(f"CREATE EXTENSION IF NOT EXISTS {ext}")
+            except psycopg.Error:
+                pass  # not allowed or not installed there: scenarios that need it will say so
 
 
 def _validate_url(var: str, value: str) -> str:
@@ -132,7 +165,23 @@ def _validate_url(var: str, value: str) -> str:
     return value
 
 
-PROVIDERS = {p.name: p for p in (EmbeddedProvider(), ExternalProvider())}
+class DockerProvider:
+    name = "docker"
+
+    def available(self) -> str | None:
+        from harness.stack import docker
+
+        return docker.available()
+
+    @contextlib.contextmanager
+    def open(self) -> Iterator[StackInfo]:
+        from harness.stack import docker
+
+        # Containers stay up after the run (like a warm stack): `labs stack down --stack docker`.
+        yield StackInfo("docker", docker.up(), versions={}, warm=True)
+
+
+PROVIDERS = {p.name: p for p in (EmbeddedProvider(), ExternalProvider(), DockerProvider())}
 
 
 def provider(name: str):

@@ -1,0 +1,136 @@
+"""The docker stack (checked statically: no engine here) and the external stack (run for real
+against a second, separately started PostgreSQL + Valkey: the wiring the docker stack uses)."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from harness.errors import StackError
+from harness.stack import docker, embedded, redact
+
+ROOT = Path(__file__).resolve().parents[1]
+COMPOSE = ROOT / "docker-compose.yml"
+
+
+def test_compose_file_matches_the_compose_spec():
+    if not shutil.which("check-jsonschema"):
+        if os.environ.get("CI"):
+            pytest.fail("check-jsonschema is not installed, but CI must run this check")
+        pytest.skip("check-jsonschema not installed")
+    done = subprocess.run(["check-jsonschema", "--builtin-schema", "vendor.compose-spec", str(COMPOSE)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_compose_file_is_loopback_only_healthy_and_secret_free():
+    spec = yaml.safe_load(COMPOSE.read_text())
+    services = spec["services"]
+    assert {"postgres", "pgbouncer", "redis", "memcached", "app", "locust-master", "locust-worker"} <= set(services)
+    for name, svc in services.items():
+        for port in svc.get("ports", []):
+            assert str(port).startswith("127.0.0.1:"), (name, port)
+        if name not in {"locust-master", "locust-worker"}:
+            assert "healthcheck" in svc, name
+        for dep, cond in (svc.get("depends_on") or {}).items() if isinstance(svc.get("depends_on"), dict) else ():
+            assert cond["condition"] == "service_healthy", (name, dep)
+    assert services["locust-master"]["profiles"] == ["load"]
+    assert "pgdata" in spec["volumes"]
+    text = COMPOSE.read_text()
+    assert "POSTGRES_PASSWORD: ${POSTGRES_PASSWORD:?" in text  # required from .env, never committed
+    assert (ROOT / ".env.example").exists() and ".env" in (ROOT / ".gitignore").read_text().split()
+    for svc in ("postgres", "redis", "memcached", "pgbouncer"):
+        assert docker.SERVICES[svc] in [int(str(p).rsplit(":", 1)[1]) for p in services[svc]["ports"]]
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("127.0.0.1:55012\n", ("127.0.0.1", 55012)),
+    ("0.0.0.0:5432", ("127.0.0.1", 5432)),
+    ("[::]:6379", ("127.0.0.1", 6379)),
+    ("[::1]:6379", ("::1", 6379)),
+])
+def test_parse_published_port(text, expected):
+    assert docker.parse_published(text) == expected
+
+
+@pytest.mark.parametrize("text", ["", "no port", "127.0.0.1:99999", ":0"])
+def test_parse_published_port_garbage(text):
+    with pytest.raises(StackError):
+        docker.parse_published(text)
+
+
+def test_compose_failures_are_explained():
+    def fail(stderr: str) -> StackError:
+        return docker.explain_failure(subprocess.CompletedProcess([], 1, "", stderr))
+
+    no_engine = fail("Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?")
+    assert "no Docker engine" in no_engine.message and "embedded" in no_engine.hint
+    assert "compose" in fail("unknown shorthand flag: 'f' in -f").message
+    assert "POSTGRES_PASSWORD" in fail('required variable POSTGRES_PASSWORD is missing a value').message
+
+
+def test_docker_stack_without_engine_is_a_clear_stack_error(tmp_path):
+    if docker.available() is None:
+        pytest.skip("a Docker engine is reachable here")
+    done = subprocess.run([sys.executable, "-m", "harness.cli", "run", "n_plus_one", "--stack", "docker",
+                           "--results-dir", str(tmp_path)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 3
+    assert "Docker" in done.stderr and "embedded stack" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_redact_hides_passwords():
+    assert redact("postgresql://u:s3cret@h:5432/db") == "postgresql://u:***@h:5432/db"
+    assert redact("redis://h:6379/0") == "redis://h:6379/0"
+
+
+@pytest.fixture(scope="module")
+def second_stack(runtime_dir):
+    """A separately started PostgreSQL + Valkey (+ memcached), as a user's managed services would be."""
+    stack = embedded.EmbeddedStack(embedded.runtime_dir() / "external-under-test")
+    stack.start()
+    yield stack
+    stack.stop()
+    shutil.rmtree(stack.base, ignore_errors=True)
+
+
+@pytest.mark.stack
+@pytest.mark.parametrize("scenario, params", [
+    ("n_plus_one", ["books=3,6", "catalog=30"]),
+    ("caching", ["ops=60", "keys=20", "ops_per_sample=20", "readers=4", "recompute_work=100000", "catalog=30"]),
+])
+def test_external_stack_runs_the_scenarios(second_stack, tmp_path, scenario, params):
+    pg = second_stack.services["postgres"]
+    # a database that does not exist yet (the lab creates its own) and a password (must not leak)
+    env = {**os.environ,
+           "DATABASE_URL": f"postgresql://postgres:s3cret-pw@127.0.0.1:{pg.port}/lab_external",
+           "REDIS_URL": second_stack.services["redis"].url}
+    if "memcached" in second_stack.services:
+        env["MEMCACHED_URL"] = second_stack.services["memcached"].url
+    args = [sys.executable, "-m", "harness.cli", "run", scenario, "--stack", "external", "--no-chart",
+            "--results-dir", str(tmp_path)]
+    for p in params:
+        args += ["--param", p]
+    done = subprocess.run(args, capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    (result_file,) = tmp_path.glob("*.json")
+    text = result_file.read_text()
+    assert "s3cret-pw" not in text and "s3cret-pw" not in done.stdout + done.stderr
+    data = json.loads(text)
+    assert data["ok"] and data["env"]["stack"]["kind"] == "external"
+    expected = {"postgres", "redis"} | ({"memcached"} if "memcached" in second_stack.services else set())
+    assert set(data["env"]["stack"]["components"]) == expected
+
+
+@pytest.mark.stack
+def test_external_stack_unreachable_database_is_a_stack_error(tmp_path):
+    env = {**os.environ, "DATABASE_URL": "postgresql://postgres@127.0.0.1:1/nope"}
+    done = subprocess.run([sys.executable, "-m", "harness.cli", "run", "n_plus_one", "--stack", "external",
+                           "--results-dir", str(tmp_path)], capture_output=True, text=True, env=env, timeout=60)
+    assert done.returncode == 3, done.stderr
+    assert "cannot connect" in done.stderr and "Traceback" not in done.stderr
