@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import platform
+import sys
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,7 @@ def collect(stack_description: dict[str, Any]) -> dict[str, Any]:
         **git_state(),
         "python": platform.python_version(),
         "python_impl": platform.python_implementation(),
+        "gil_enabled": bool(getattr(sys, "_is_gil_enabled", lambda: True)()),
         "django": django.get_version(),
         "stack": stack_description,
         "cpus": os.cpu_count(),

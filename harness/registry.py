@@ -12,6 +12,7 @@ from harness.scenario import Scenario
 BUILTIN = {
     "n_plus_one": "scenarios.n_plus_one",
     "caching": "scenarios.caching",
+    "gil": "scenarios.gil",
 }
 
 

@@ -23,7 +23,8 @@ COUNTER_LABELS = {
 """Counters shown by default, with their column labels."""
 
 LABELS = {**COUNTER_LABELS, "hit_ratio": "hit %", "stale_reads": "stale", "max_unflushed": "unflushed",
-          "lost_keys_at_crash": "lost@crash", "queries_per_repeat": "q/repeat", "recomputes": "recomputes"}
+          "lost_keys_at_crash": "lost@crash", "queries_per_repeat": "q/repeat", "recomputes": "recomputes",
+          "speedup": "speedup", "efficiency": "efficiency", "cpu_s_per_unit": "CPU s/unit", "start_s": "start s"}
 
 
 def fmt_time(seconds: float | None) -> str:
@@ -58,7 +59,7 @@ def fmt_number(value: float) -> str:
 
 
 def fmt_metric(name: str, value) -> str:
-    if isinstance(value, (int, float)) and name.endswith("ratio"):
+    if isinstance(value, (int, float)) and (name.endswith("ratio") or name == "efficiency"):
         return f"{value:.1%}"
     if isinstance(value, float):
         return fmt_number(round(value, 3))

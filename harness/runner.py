@@ -307,8 +307,13 @@ def _run_case(
             metrics=dict(run.metrics), explain=explains.get(v.name, ()), description=v.description,
         )
     rounds = len(base) if base else 0
-    return CaseResult(case.name, dict(case.params), case.baseline, variants, outcomes, rounds,
-                      time.perf_counter() - t_case, case.title, tuple(case.columns))
+    result = CaseResult(case.name, dict(case.params), case.baseline, variants, outcomes, rounds,
+                        time.perf_counter() - t_case, case.title, tuple(case.columns))
+    if case.derive is not None:
+        extra = case.derive(result)
+        result = replace(result, variants={
+            name: replace(v, metrics={**v.metrics, **extra.get(name, {})}) for name, v in variants.items()})
+    return result
 
 
 def _distinct(statements: Sequence[tuple[str, Any]]) -> list[tuple[str, Any]]:

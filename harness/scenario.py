@@ -145,6 +145,9 @@ class Case:
     title: str = ""
     columns: tuple[str, ...] = ()
     """Counters/metrics to show in the table, in order (empty: the usual counters)."""
+    derive: Callable[[Any], Mapping[str, Mapping[str, Any]]] | None = None
+    """After timing: CaseResult -> {variant: {metric: value}} computed from the measured ratios
+    (e.g. speedup and efficiency), merged into each variant's metrics."""
     fixed_loops: int | None = None
     """For units that walk a shared op stream: every sample of every variant runs this many units
     and the runner adds no warm-up/calibration calls, so in round r all variants replay the *same*
