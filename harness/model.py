@@ -54,6 +54,8 @@ class CaseResult:
     title: str = ""
     columns: tuple[str, ...] = ()
     """Counters/metrics the table shows for this case (empty: the usual counters)."""
+    time_label: str = "time/unit"
+    """Header of the time column; empty hides it (load cases show rps instead)."""
 
 
 @dataclass(frozen=True)

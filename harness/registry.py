@@ -13,6 +13,7 @@ BUILTIN = {
     "n_plus_one": "scenarios.n_plus_one",
     "caching": "scenarios.caching",
     "gil": "scenarios.gil",
+    "gunicorn": "scenarios.gunicorn",
 }
 
 

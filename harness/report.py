@@ -24,7 +24,9 @@ COUNTER_LABELS = {
 
 LABELS = {**COUNTER_LABELS, "hit_ratio": "hit %", "stale_reads": "stale", "max_unflushed": "unflushed",
           "lost_keys_at_crash": "lost@crash", "queries_per_repeat": "q/repeat", "recomputes": "recomputes",
-          "speedup": "speedup", "efficiency": "efficiency", "cpu_s_per_unit": "CPU s/unit", "start_s": "start s"}
+          "speedup": "speedup", "efficiency": "efficiency", "cpu_s_per_unit": "CPU s/unit", "start_s": "start s",
+          "p50_ms": "p50 ms", "p95_ms": "p95 ms", "p99_ms": "p99 ms", "failures": "fail", "server_cpu": "srv CPU",
+          "generator_cpu": "gen CPU", "worker_restarts": "restarts", "uss_mib": "USS MiB", "pss_mib": "PSS MiB"}
 
 
 def fmt_time(seconds: float | None) -> str:
@@ -55,33 +57,36 @@ def fmt_speed(ratio: float | None, ci: tuple[float, float] | None) -> tuple[str,
 def fmt_number(value: float) -> str:
     if value == int(value):
         return f"{int(value)}"
-    return f"{value:.3g}"
+    return f"{value:.0f}" if abs(value) >= 1000 else f"{value:.3g}"
 
 
 def fmt_metric(name: str, value) -> str:
     if isinstance(value, (int, float)) and (name.endswith("ratio") or name == "efficiency"):
         return f"{value:.1%}"
     if isinstance(value, float):
-        return fmt_number(round(value, 3))
+        return f"{value:.0f}" if abs(value) >= 1000 else fmt_number(round(value, 3))
     return str(value)
 
 
 def case_table(case: CaseResult, columns: Iterable[str]) -> Table:
     table = Table(title=f"{case.title or case.name}  [dim]({case.rounds} interleaved rounds, "
                         f"baseline {case.baseline})[/dim]", title_justify="left", expand=False)
+    show_time = bool(case.time_label)
     table.add_column("variant", style="bold", no_wrap=True)
-    table.add_column("time/unit", justify="right", no_wrap=True)
-    table.add_column("±IQR", justify="right", style="dim", no_wrap=True)
+    if show_time:
+        table.add_column(case.time_label, justify="right", no_wrap=True)
+        table.add_column("±IQR", justify="right", style="dim", no_wrap=True)
     table.add_column(f"vs {case.baseline}", justify="right", no_wrap=True)
     table.add_column("95% CI", justify="right", style="dim", no_wrap=True)
     columns = list(columns)
     for col in columns:
         table.add_column(LABELS.get(col, col.replace("_", " ")), justify="right", no_wrap=True)
-    table.add_column("checks", justify="center")
+    table.add_column("ok", justify="center")
     skipped: list[VariantResult] = []
     for v in case.variants.values():
         if v.skipped:
-            table.add_row(v.name, Text("skipped", style="yellow"), "", "", "", *[""] * len(columns), "–")
+            table.add_row(v.name, *([Text("skipped", style="yellow"), ""] if show_time else []),
+                          Text("skipped", style="yellow") if not show_time else "", "", *[""] * len(columns), "–")
             skipped.append(v)
             continue
         checks = [c for c in case.checks if c.variant == v.name and not c.skipped]
@@ -89,10 +94,9 @@ def case_table(case: CaseResult, columns: Iterable[str]) -> Table:
             Text("✓", style="green") if all(c.ok for c in checks) else Text("✗", style="bold red"))
         speed, interval = ("baseline", "") if v.name == case.baseline else fmt_speed(v.ratio, v.ratio_ci95)
         style = "green" if "faster" in speed else ("red" if "slower" in speed else "")
-        table.add_row(
-            v.name, fmt_time(v.median_s), _rel(v.iqr_s, v.median_s), Text(speed, style=style), interval,
-            *[_cell(case, v, col) for col in columns], mark,
-        )
+        timing = [fmt_time(v.median_s), _rel(v.iqr_s, v.median_s)] if show_time else []
+        table.add_row(v.name, *timing, Text(speed, style=style), interval,
+                      *[_cell(case, v, col) for col in columns], mark)
     if skipped:
         table.caption = "\n".join(f"{v.name} skipped: {v.skipped}" for v in skipped)
         table.caption_justify = "left"

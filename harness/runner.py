@@ -4,12 +4,13 @@ the variants in interleaved rounds and summarise them as paired ratios to the ba
 Per case:
   1. counters pass  — each variant's unit built with `ctx.counting=True`, run `case.units` times
                       under `execute_wrapper`: queries, rows, cache ops, results, SQL (+EXPLAIN);
-  2. checks         — evaluated on those passes (a fast wrong answer is not a result);
-  3. warm-up        — each timed unit run for `warmup_s`;
-  4. calibration    — loops per sample so one sample lasts about `sample_s`;
-  5. rounds         — A B C, B C A, C A B, … until `min_rounds` and the case's time budget are met
+  2. warm-up        — each timed unit run for `warmup_s`;
+  3. calibration    — loops per sample so one sample lasts about `sample_s`;
+  4. rounds         — A B C, B C A, C A B, … until `min_rounds` and the case's time budget are met
                       (or `max_rounds`); every round yields one sample per variant, so
-                      variant/baseline within a round is a paired ratio that drift cannot bias.
+                      variant/baseline within a round is a paired ratio that drift cannot bias;
+  5. checks         — evaluated on the counters passes (and, for self-timed cases, on what the
+                      measured samples recorded): a fast wrong answer is not a result.
 The runner prints nothing; it reports progress through a callback and returns a `Result`.
 """
 from __future__ import annotations
@@ -21,6 +22,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 from harness import counters as counting
@@ -140,24 +142,28 @@ def run_scenario(
         if scenario.setup is not None:
             progress(ProgressEvent(scenario.name, "seed"))
             with _seed_lock(scenario.name):
-                scenario.setup(Context(params, opts.seed, opts.profile, components))
+                scenario.setup(Context(params, opts.seed, opts.profile, components,
+                                       artifacts=Path(opts.results_dir) / run_id))
         timings["seed_s"] = time.perf_counter() - t0
         cases = list(scenario.cases(params))
         t0 = time.perf_counter()
         for index, case in enumerate(cases):
             case = _filter_case(case, chosen)
             done.append(_run_case(scenario.name, case, index, len(cases), opts, components, budget,
-                                  progress, clock))
+                                  progress, clock, Path(opts.results_dir) / run_id))
         timings["measure_s"] = time.perf_counter() - t0
     except KeyboardInterrupt:
+        _teardown(scenario)
         if on_partial:
             on_partial(partial("interrupted"))
         raise
     except LabsError as exc:
+        _teardown(scenario)
         if on_partial and not isinstance(exc, UsageError):
             on_partial(partial(exc.message))
         raise
     except Exception as exc:
+        _teardown(scenario)
         dead = _dead_service(exc)
         if dead is None:
             if on_partial:
@@ -167,6 +173,7 @@ def run_scenario(
             on_partial(partial(dead))
         raise StackError(dead, hint="check the service's log; `labs stack status` shows a warm stack") from exc
 
+    _teardown(scenario)
     result = Result(
         scenario=scenario.name, run_id=run_id, profile=opts.profile, complete=True,
         started_at=started.isoformat(), finished_at=_now(), title=scenario.title,
@@ -176,6 +183,11 @@ def run_scenario(
         result = replace(result, lesson=tuple(scenario.summarize(result)))
     progress(ProgressEvent(scenario.name, "done"))
     return result
+
+
+def _teardown(scenario: Scenario) -> None:
+    if scenario.teardown is not None:
+        scenario.teardown()
 
 
 def _now() -> str:
@@ -234,7 +246,7 @@ class _seed_lock:
 
 def _run_case(
     scenario: str, case: Case, index: int, total: int, opts: RunOptions, components: frozenset[str],
-    budget: Budget, progress: ProgressFn, clock: Callable[[], float],
+    budget: Budget, progress: ProgressFn, clock: Callable[[], float], artifacts: Path | None = None,
 ) -> CaseResult:
     t_case = time.perf_counter()
     progress(ProgressEvent(scenario, "verify", case.name, index, total))
@@ -252,7 +264,7 @@ def _run_case(
     runs: dict[str, VariantRun] = {}
     explains: dict[str, tuple[dict, ...]] = {}
     for v in runnable:
-        ctx = Context(case.params, opts.seed, opts.profile, components, counting=True)
+        ctx = Context(case.params, opts.seed, opts.profile, components, counting=True, artifacts=artifacts)
         unit = v.make(ctx)
         with counting.count_queries(ctx.counters, keep_sql=v.explain) as qc:
             results = [unit() for _ in range(case.units)]
@@ -262,18 +274,17 @@ def _run_case(
         if v.explain:
             explains[v.name] = tuple(counting.explain(sql, params) for sql, params in _distinct(qc.statements))
 
-    # 2. checks
-    outcomes = tuple(check.evaluate(runs) for check in case.checks)
-
-    # 3–5. timed, interleaved rounds
+    # 2–4. timed, interleaved rounds
     timed: dict[str, Unit] = {}
     contexts: dict[str, Context] = {}
     for v in runnable:
-        ctx = Context(case.params, opts.seed, opts.profile, components, counting=False)
+        ctx = Context(case.params, opts.seed, opts.profile, components, counting=False, artifacts=artifacts)
         contexts[v.name] = ctx
         timed[v.name] = v.make(ctx)
     progress(ProgressEvent(scenario, "measure", case.name, index, total, 0.0))
-    if case.fixed_loops:
+    if case.self_timed:
+        loops = {name: 1 for name in timed}
+    elif case.fixed_loops:
         loops = {name: case.fixed_loops for name in timed}
     else:
         for unit in timed.values():
@@ -281,12 +292,20 @@ def _run_case(
         loops = _calibrate_all(timed, budget, clock)
     # An op-stream case ends on whole laps of the stream, so every chunk of ops counts equally.
     lap = max(1, case.units // case.fixed_loops) if case.fixed_loops else 1
-    samples = measure_rounds(timed, loops, budget, clock,
-                             on_round=lambda frac: progress(ProgressEvent(scenario, "measure", case.name,
-                                                                          index, total, frac)),
-                             round_multiple=lap)
+    case_budget = budget if case.rounds is None else replace(budget, min_rounds=case.rounds,
+                                                               max_rounds=case.rounds)
+    on_round = lambda frac: progress(ProgressEvent(scenario, "measure", case.name, index, total, frac))  # noqa: E731
+    if case.self_timed:
+        samples = measure_self_timed(timed, case_budget, clock, on_round)
+    else:
+        samples = measure_rounds(timed, loops, case_budget, clock, on_round=on_round, round_multiple=lap)
     for ctx in contexts.values():
         _finish(ctx)
+
+    # 2. checks — after timing, so self-timed cases can check what the measured samples saw
+    if case.self_timed:
+        runs = {name: replace(run, metrics={**run.metrics, **contexts[name].metrics}) for name, run in runs.items()}
+    outcomes = tuple(check.evaluate(runs) for check in case.checks)
 
     base = samples.get(case.baseline)
     variants: dict[str, VariantResult] = {}
@@ -300,15 +319,18 @@ def _run_case(
             summarize = stats.ratio_of_totals if case.fixed_loops else stats.ratio_to_baseline
             ratio, ci = summarize(s, base)
         run = runs[v.name]
+        metrics = dict(run.metrics)
+        if case.self_timed:
+            metrics.update(contexts[v.name].metrics)  # what the measured samples saw
         variants[v.name] = VariantResult(
             name=v.name, samples_s=tuple(s), loops=loops[v.name], median_s=stats.median(s),
             iqr_s=stats.iqr(s), ratio=ratio, ratio_ci95=ci,
             counters={k: run.per_unit(k) for k in sorted(run.counters)},
-            metrics=dict(run.metrics), explain=explains.get(v.name, ()), description=v.description,
+            metrics=metrics, explain=explains.get(v.name, ()), description=v.description,
         )
     rounds = len(base) if base else 0
     result = CaseResult(case.name, dict(case.params), case.baseline, variants, outcomes, rounds,
-                        time.perf_counter() - t_case, case.title, tuple(case.columns))
+                        time.perf_counter() - t_case, case.title, tuple(case.columns), case.time_label)
     if case.derive is not None:
         extra = case.derive(result)
         result = replace(result, variants={
@@ -356,6 +378,26 @@ def _unit_time(unit: Unit, clock: Callable[[], float]) -> float:
     t0 = clock()
     unit()
     return clock() - t0
+
+
+def measure_self_timed(units: Mapping[str, Unit], budget: Budget, clock: Callable[[], float],
+                       on_round: Callable[[float], None] = lambda _f: None) -> dict[str, list[float]]:
+    """Interleaved, rotated rounds of units that return their own sample (seconds)."""
+    names = list(units)
+    samples: dict[str, list[float]] = {n: [] for n in names}
+    start = clock()
+    rounds = 0
+    while names:
+        shift = rounds % len(names)
+        for name in names[shift:] + names[:shift]:
+            samples[name].append(float(units[name]()))
+        rounds += 1
+        elapsed = clock() - start
+        if rounds >= budget.max_rounds or (rounds >= budget.min_rounds and elapsed >= budget.case_s):
+            break
+        on_round(min(1.0, rounds / max(budget.min_rounds, 1)))
+    on_round(1.0)
+    return samples
 
 
 def calibrate(unit: Unit, sample_s: float, clock: Callable[[], float], max_loops: int = 1_000_000) -> int:

@@ -37,6 +37,14 @@ class Context:
     counters: Counter = field(default_factory=Counter)
     metrics: dict[str, Any] = field(default_factory=dict)
     state: dict[str, Any] = field(default_factory=dict)
+    artifacts: Path | None = None
+    """A directory for this run's files (server logs...): results/<run-id>/, created on demand."""
+
+    def artifacts_dir(self) -> Path:
+        if self.artifacts is None:
+            raise RuntimeError("no artifacts directory for this run")
+        self.artifacts.mkdir(parents=True, exist_ok=True)
+        return self.artifacts
 
     def count(self, name: str, n: float = 1) -> None:
         """Add to a deterministic counter (only call it from instrumented code paths)."""
@@ -145,9 +153,17 @@ class Case:
     title: str = ""
     columns: tuple[str, ...] = ()
     """Counters/metrics to show in the table, in order (empty: the usual counters)."""
+    time_label: str = "time/unit"
+    """Header of the time column in tables; empty hides it (when another column says it better)."""
     derive: Callable[[Any], Mapping[str, Mapping[str, Any]]] | None = None
     """After timing: CaseResult -> {variant: {metric: value}} computed from the measured ratios
     (e.g. speedup and efficiency), merged into each variant's metrics."""
+    self_timed: bool = False
+    """The unit measures itself and returns its sample in seconds (e.g. seconds per request of a
+    load burst, or boot-to-ready time): one call per sample, no calibration or runner warm-up.
+    Metrics the timed factory puts in its ctx.metrics are kept (load percentiles, CPU...)."""
+    rounds: int | None = None
+    """A fixed number of interleaved rounds (self-timed cases are expensive per sample)."""
     fixed_loops: int | None = None
     """For units that walk a shared op stream: every sample of every variant runs this many units
     and the runner adds no warm-up/calibration calls, so in round r all variants replay the *same*
@@ -177,6 +193,8 @@ class Scenario:
     """Result -> sentences written from the run's numbers."""
     optional: frozenset[str] = frozenset()
     """Components used when present (variants needing them are skipped with a reason otherwise)."""
+    teardown: Callable[[], None] | None = None
+    """Called once when the run ends, however it ends: stop what the variants shared (servers)."""
 
     def __post_init__(self) -> None:
         missing = [p for p in PROFILES if p not in self.profiles]

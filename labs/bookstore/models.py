@@ -65,3 +65,15 @@ class SeedState(models.Model):
     key = models.CharField(max_length=80, primary_key=True)
     fingerprint = models.CharField(max_length=200)
     seeded_at = models.DateTimeField(auto_now=True)
+
+
+class World(models.Model):
+    """TechEmpower's World table: 10,000 rows of (id, randomNumber)."""
+
+    random_number = models.IntegerField()
+
+
+class Fortune(models.Model):
+    """TechEmpower's Fortune table: rendered, sorted, by the fortunes test."""
+
+    message = models.CharField(max_length=2048)

@@ -93,3 +93,40 @@ def seed_catalog(books: int, seed: int = 42) -> bool:
     with connection.cursor() as cur:
         cur.execute("ANALYZE")
     return True
+
+
+FORTUNES = [
+    "fortune: No such file or directory",
+    "A computer scientist is someone who fixes things that aren't broken.",
+    "After enough decimal places, nobody gives a damn.",
+    "A bad random number generator: 1, 1, 1, 1, 1, 4.33e+67, 1, 1, 1",
+    "A computer program does what you tell it to do, not what you want it to do.",
+    "Emacs is a nice operating system, but I prefer UNIX. — Tom Christaensen",
+    "Any program that runs right is obsolete.",
+    "A list is only as strong as its weakest link. — Donald Knuth",
+    "Feature: A bug with seniority.",
+    "Computers make very fast, very accurate mistakes.",
+    '<script>alert("This should not be displayed in a browser alert box.");</script>',
+    "フレームワークのベンチマーク",
+]
+WORLD_ROWS = 10_000
+
+
+def seed_techempower(seed: int = 42) -> bool:
+    """TechEmpower's World (10,000 rows) and Fortune (12 rows) tables. True if it seeded."""
+    from labs.bookstore.models import Fortune, World
+
+    fingerprint = f"v{DATA_VERSION}:world={WORLD_ROWS}:seed={seed}"
+    if SeedState.objects.filter(key="techempower", fingerprint=fingerprint).exists():
+        return False
+    rng = random.Random(seed)
+    with transaction.atomic():
+        with connection.cursor() as cur:
+            cur.execute("TRUNCATE bookstore_world, bookstore_fortune RESTART IDENTITY")
+        World.objects.bulk_create((World(random_number=rng.randint(1, 10_000)) for _ in range(WORLD_ROWS)),
+                                  batch_size=5000)
+        Fortune.objects.bulk_create(Fortune(message=m) for m in FORTUNES)
+        SeedState.objects.update_or_create(key="techempower", defaults={"fingerprint": fingerprint})
+    with connection.cursor() as cur:
+        cur.execute("ANALYZE bookstore_world, bookstore_fortune")
+    return True

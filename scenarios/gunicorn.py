@@ -1,0 +1,268 @@
+"""Gunicorn worker tuning under real HTTP load (Gunicorn + Locust, both real, on loopback).
+
+Each variant is a Gunicorn configuration serving the lab app. Before any load, every server is
+verified like TechEmpower's verify mode (status, content type, JSON shape, row counts, the
+`queries` clamp, fortunes escaping). Then, per endpoint, Locust bursts (bounded in time and
+requests) hit each server in interleaved rounds; a sample is seconds per request of one burst,
+so "× faster" is throughput relative to the baseline. Latency percentiles, failures and the CPU
+used by the server and by the load generator are kept per variant. The generator shares the
+machine's cores with the server: a variant whose generator used most of a core is flagged
+"generator-bound" — do not trust its throughput blindly.
+"""
+from __future__ import annotations
+
+import os
+import statistics
+from pathlib import Path
+from typing import Any
+
+from harness.http import EXPECTED_FACTS, Server, ServerConfig, verify
+from harness.loadgen import LoadGenerator
+from harness.scenario import Case, Check, Context, Scenario, Variant, metric_check, same_result_as
+
+CORES = os.cpu_count() or 1
+ENDPOINTS = {
+    "json": [("/json", 1)],
+    "db": [("/db", 1)],
+    "queries": [("/queries?queries=20", 1)],
+    "fortunes": [("/fortunes", 1)],
+    "cpu": [("/cpu", 1)],
+    "io": [("/io", 1)],
+}
+GENERATOR_BOUND = 0.8
+"""Generator CPU (fraction of one core) above which its numbers are suspect."""
+
+
+def configs(params) -> dict[str, ServerConfig]:
+    out: dict[str, ServerConfig] = {}
+    for spec in params["configs"]:
+        kind, _, size = spec.partition("_")
+        if kind == "sync":
+            n = 2 * CORES + 1 if size == "2c1" else int(size)
+            out[f"sync_{n}"] = ServerConfig(f"sync_{n}", "sync", n)
+        elif kind == "gthread":
+            w, t = (int(x) for x in size.split("x"))
+            out[spec] = ServerConfig(spec, "gthread", w, threads=t)
+        elif kind == "gevent":
+            out[spec] = ServerConfig(spec, "gevent", int(size))
+        elif kind == "asgi":
+            out[spec] = ServerConfig(spec, "asgi", int(size), asgi=True)
+        elif kind == "uvicorn":
+            out[spec] = ServerConfig(spec, "uvicorn_worker.UvicornWorker", int(size), asgi=True)
+        elif kind == "maxreq":
+            out[spec] = ServerConfig(spec, "sync", int(size), max_requests=params["max_requests"],
+                                     max_requests_jitter=params["max_requests"] // 5)
+        else:
+            raise ValueError(f"unknown server config {spec!r}")
+    return out
+
+
+# -- shared state: one server per configuration for the whole run, and one load generator -------
+_SERVERS: dict[str, Server] = {}
+_LOAD: dict[str, LoadGenerator] = {}
+
+
+APP_ENV = {"LABS_CONN_MAX_AGE": "0"}
+"""Django's default: a connection per request. Every variant's server stays up for the whole run
+(interleaved rounds), so persistent connections of ~8 servers × workers × threads would pile
+up against max_connections; the pooling scenario is where connection reuse is measured."""
+
+
+def _server(ctx: Context, config: ServerConfig) -> Server:
+    server = _SERVERS.get(config.name)
+    if server is None or not server.alive():
+        server = Server(config, ctx.artifacts_dir(), APP_ENV)
+        _SERVERS[config.name] = server
+        server.start()
+    return server
+
+
+def _loadgen(ctx: Context) -> LoadGenerator:
+    if "gen" not in _LOAD:
+        _LOAD["gen"] = LoadGenerator(ctx.artifacts_dir() / "locust.log")
+    return _LOAD["gen"]
+
+
+def teardown() -> None:
+    for server in _SERVERS.values():
+        server.stop()
+    _SERVERS.clear()
+    gen = _LOAD.pop("gen", None)
+    if gen is not None:
+        gen.close()
+
+
+# -- variants -------------------------------------------------------------------------------------
+def _paths(endpoint: str, config: ServerConfig) -> list[tuple[str, int]]:
+    if config.asgi and endpoint == "io":
+        return [("/aio", 1)]  # the async view: waiting does not hold a worker
+    return ENDPOINTS[endpoint]
+
+
+def _load_variant(config: ServerConfig, endpoint: str):
+    def make(ctx: Context):
+        server = _server(ctx, config)
+        if ctx.counting:
+            ctx.metrics["boot_s"] = round(server.boot_s, 3)
+            return lambda: verify(server.url)
+        p = ctx.params
+        gen = _loadgen(ctx)
+        paths = _paths(endpoint, config)
+        gen.burst(server.url, paths, p["users"], p["warmup_s"])  # warm-up, discarded
+        bursts: list[dict[str, Any]] = []
+        pids_seen: set[int] = set(server.worker_pids())
+
+        def unit() -> float:
+            cpu0 = server.cpu_s()
+            b = gen.burst(server.url, paths, p["users"], p["burst_s"], p["max_requests_per_burst"])
+            b["server_cpu"] = round((server.cpu_s() - cpu0) / b["duration_s"], 3) if b["duration_s"] else 0.0
+            pids_seen.update(server.worker_pids())
+            bursts.append(b)
+            if not b["requests"]:
+                return b["duration_s"] * 1000  # nothing got through: a huge sample, and failures say why
+            return b["duration_s"] / b["requests"]
+
+        def close() -> None:
+            if not bursts:
+                return
+            m = ctx.metrics
+
+            def med(key):
+                values = [b[key] for b in bursts if b.get(key) is not None]
+                return round(statistics.median(values), 3) if values else None
+            m.update(rps=med("rps"), p50_ms=med("p50_ms"), p95_ms=med("p95_ms"), p99_ms=med("p99_ms"),
+                     generator_cpu=med("generator_cpu"), server_cpu=med("server_cpu"),
+                     requests=sum(b["requests"] for b in bursts), failures=sum(b["failures"] for b in bursts))
+            m["error_rate"] = round(m["failures"] / m["requests"], 4) if m["requests"] else 1.0
+            m["generator_bound"] = "yes" if (m["generator_cpu"] or 0) > GENERATOR_BOUND else "no"
+            m["worker_restarts"] = max(0, len(pids_seen) - config.workers)
+            errors: dict[str, int] = {}
+            for b in bursts:
+                for k, v in b["errors"].items():
+                    errors[k] = errors.get(k, 0) + v
+            if errors:
+                m["errors"] = errors
+        ctx.state["close"] = close
+        return unit
+    return make
+
+
+def _boot_variant(config: ServerConfig):
+    """Self-timed: boot a fresh server, wait until every worker answers, weigh it, stop it."""
+    def make(ctx: Context):
+        mem: list[dict[str, float]] = []
+
+        def unit() -> float:
+            server = Server(config, ctx.artifacts_dir(), APP_ENV)
+            try:
+                boot = server.start()
+                mem.append(server.memory())
+                return boot
+            finally:
+                server.stop()
+
+        def close() -> None:
+            if mem:
+                ctx.metrics.update(uss_mib=statistics.median(m["uss_mib"] for m in mem),
+                                   pss_mib=statistics.median(m["pss_mib"] for m in mem))
+        ctx.state["close"] = close
+        if ctx.counting:
+            return lambda: (unit(), "booted")[1]
+        return unit
+    return make
+
+
+def _facts_check(baseline: str) -> Check:
+    def fn(runs):
+        facts = runs[baseline].results[0]
+        bad = [k for k, want in EXPECTED_FACTS.items() if facts.get(k) != want]
+        bad += [k for k, v in facts.items() if k.startswith("queries=") and not (v[0] == 200 and v[2] and v[3])]
+        bad += [k for k in ("db", "/cpu", "/io") if facts[k][0] != 200 or facts[k][1] != "application/json"]
+        return not bad, "endpoints verified (status, content type, shape, queries clamp, escaping)" if not bad \
+            else f"failed: {', '.join(bad)}"
+    return Check("TechEmpower-style verification", baseline, fn)
+
+
+def cases(params) -> list[Case]:
+    servers = configs(params)
+    baseline = next(iter(servers))
+    out = []
+    for endpoint in params["endpoints"]:
+        variants = tuple(Variant(name, _load_variant(cfg, endpoint), cfg.describe()) for name, cfg in servers.items())
+        checks = [_facts_check(baseline)]
+        checks += [same_result_as(name, baseline) for name in servers if name != baseline]
+        checks += [metric_check(name, "failures", lambda v: v == 0, "== 0 (failed requests are not averaged in)")
+                   for name in servers]
+        out.append(Case(
+            endpoint, {"endpoint": endpoint, "users": params["users"], "burst_s": params["burst_s"],
+                       "warmup_s": params["warmup_s"], "max_requests_per_burst": params["max_requests_per_burst"]},
+            baseline, variants, tuple(checks), self_timed=True, rounds=params["rounds"],
+            title=f"/{endpoint} · {params['users']} users · {params['rounds']}×{params['burst_s']} s bursts · "
+                  f"{CORES} cores shared by server and load generator",
+            columns=("rps", "p50_ms", "p95_ms", "p99_ms", "failures", "server_cpu", "generator_cpu",
+                     "worker_restarts"), time_label=""))
+    boot = {"preload_off": ServerConfig("preload_off", "sync", params["preload_workers"]),
+            "preload_on": ServerConfig("preload_on", "sync", params["preload_workers"], preload=True)}
+    out.append(Case(
+        "boot", {"workers": params["preload_workers"]}, "preload_off",
+        tuple(Variant(n, _boot_variant(c), c.describe()) for n, c in boot.items()), (),
+        self_timed=True, rounds=params["boot_rounds"],
+        title=f"boot-to-ready and memory of {params['preload_workers']} sync workers, --preload off vs on",
+        columns=("uss_mib", "pss_mib"), time_label="boot s"))
+    return out
+
+
+def setup(ctx: Context) -> None:
+    from labs.bookstore.seed import seed_techempower
+
+    seed_techempower(ctx.seed)
+
+
+def summarize(result) -> list[str]:
+    lines = []
+    for case in result.cases:
+        measured = [v for v in case.variants.values() if v.metrics.get("rps")]
+        if measured:
+            fastest = max(measured, key=lambda v: v.metrics["rps"])
+            best_p95 = min(measured, key=lambda v: v.metrics.get("p95_ms") or 1e9)
+            slowest = min(measured, key=lambda v: v.metrics["rps"])
+            line = (f"/{case.name}: {fastest.name} served the most ({fastest.metrics['rps']:.0f} rps, "
+                    f"p95 {fastest.metrics['p95_ms']:.0f} ms); best p95 {best_p95.name} "
+                    f"({best_p95.metrics['p95_ms']:.0f} ms); {slowest.name} the least "
+                    f"({slowest.metrics['rps']:.0f} rps).")
+            suspect = [v.name for v in measured if v.metrics.get("generator_bound") == "yes"]
+            if suspect:
+                line += f" Generator-bound (numbers capped by the load generator): {', '.join(suspect)}."
+            lines.append(line)
+        elif case.name == "boot":
+            off, on = case.variants.get("preload_off"), case.variants.get("preload_on")
+            if off and on and off.metrics.get("pss_mib") and on.metrics.get("pss_mib"):
+                lines.append(f"--preload: worker set PSS {on.metrics['pss_mib']:.0f} MiB vs "
+                             f"{off.metrics['pss_mib']:.0f} MiB without; boot-to-ready {on.median_s:.2f} s vs "
+                             f"{off.median_s:.2f} s.")
+    lines.append(f"The load generator and the server shared {CORES} cores: throughput is a comparison "
+                 "between variants of this run, not a capacity figure.")
+    return lines
+
+
+SCENARIO = Scenario(
+    name="gunicorn",
+    title="Gunicorn worker tuning under real HTTP load (Locust)",
+    requires=frozenset({"postgres"}),
+    profiles={
+        "quick": {"endpoints": ("json", "db", "io"), "users": 20, "burst_s": 1.5, "warmup_s": 0.5, "rounds": 3,
+                  "max_requests_per_burst": 200_000, "max_requests": 200, "preload_workers": 4, "boot_rounds": 2,
+                  "configs": ("sync_2", "sync_2c1", "gthread_2x8", "gthread_4x4", "gevent_4", "asgi_2",
+                              "uvicorn_2", "maxreq_4")},
+        "full": {"endpoints": ("json", "db", "queries", "fortunes", "cpu", "io"), "users": 50, "burst_s": 5.0,
+                 "warmup_s": 2.0, "rounds": 5, "max_requests_per_burst": 1_000_000, "max_requests": 1000,
+                 "preload_workers": 8, "boot_rounds": 5,
+                 "configs": ("sync_2", "sync_4", "sync_2c1", "gthread_2x4", "gthread_2x8", "gthread_4x4",
+                             "gevent_4", "asgi_2", "uvicorn_2", "maxreq_4")},
+    },
+    cases=cases,
+    setup=setup,
+    lesson_file=Path(__file__).with_suffix(".md"),
+    summarize=summarize,
+    teardown=teardown,
+)
