@@ -14,6 +14,7 @@ BUILTIN = {
     "caching": "scenarios.caching",
     "gil": "scenarios.gil",
     "gunicorn": "scenarios.gunicorn",
+    "pooling": "scenarios.pooling",
 }
 
 

@@ -121,7 +121,7 @@ def run_scenario(
     budget = opts.budget or BUDGETS[opts.profile]
     started = dt.datetime.now(dt.timezone.utc)
     run_id = new_run_id(scenario.name, started)
-    components = frozenset(stack.urls)
+    components = stack.components
     timings: dict[str, float] = {}
     done: list[CaseResult] = []
 

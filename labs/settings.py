@@ -58,6 +58,20 @@ TEMPLATES = [
 
 DATABASES = {"default": database_from_url(os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/perflab"))}
 
+# Connection handling, set per variant by the pooling scenario (and by anyone deploying the lab):
+#   LABS_CONN_MAX_AGE    0 = a new connection per request (Django's default); N = keep N seconds
+#   LABS_DB_POOL         "min:max:timeout" = Django's native psycopg pool, per process
+#   LABS_PGBOUNCER_TX    1 = DATABASE_URL points at PgBouncer in transaction pooling: no server-side
+#                        cursors and no prepared statements (PgBouncer < 1.21 cannot track them)
+if os.environ.get("LABS_DB_POOL"):
+    _min, _max, _timeout = os.environ["LABS_DB_POOL"].split(":")
+    DATABASES["default"]["CONN_MAX_AGE"] = 0  # the pool owns connection lifetime
+    DATABASES["default"]["OPTIONS"]["pool"] = {"min_size": int(_min), "max_size": int(_max),
+                                               "timeout": float(_timeout)}
+if os.environ.get("LABS_PGBOUNCER_TX") == "1":
+    DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = True
+    DATABASES["default"]["OPTIONS"]["prepare_threshold"] = None
+
 # Cache aliases: "default" is Redis (Valkey) through Django's built-in RedisCache (no extra
 # dependency, uses redis-py's pool); "locmem" is per-process; "memcached" exists when the stack has it.
 CACHES: dict[str, dict] = {

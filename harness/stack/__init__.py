@@ -41,9 +41,15 @@ class StackInfo:
     versions: dict[str, str] = field(default_factory=dict)
     warm: bool = False
     """True when attached to a `labs stack up` stack that outlives this run."""
+    startable: frozenset[str] = frozenset()
+    """Components a scenario may start itself on this machine (e.g. a pgbouncer binary on PATH)."""
 
     def has(self, component: str) -> bool:
         return component in self.urls
+
+    @property
+    def components(self) -> frozenset[str]:
+        return frozenset(self.urls) | self.startable
 
     def missing(self, required: set[str] | frozenset[str]) -> list[str]:
         return sorted(c for c in required if c not in self.urls)
@@ -116,7 +122,7 @@ class ExternalProvider:
             raise UsageError("--stack external needs DATABASE_URL (and REDIS_URL for cache scenarios)",
                              hint="export DATABASE_URL=postgresql://user:pass@host:5432/perflab")
         ensure_database(urls["postgres"])
-        yield StackInfo("external", urls, versions={})
+        yield StackInfo("external", urls, versions={}, startable=startable())
 
 
 def ensure_database(url: str) -> None:
@@ -191,12 +197,19 @@ def provider(name: str):
         raise unknown("stack", name, PROVIDERS) from None
 
 
+def startable() -> frozenset[str]:
+    from harness.stack import pgbouncer
+
+    return frozenset({"pgbouncer"} if pgbouncer.binary() is not None else set())
+
+
 def _info(stack: embedded.EmbeddedStack, warm: bool) -> StackInfo:
     return StackInfo(
         "embedded",
         {k: s.url for k, s in stack.services.items()},
         {k: s.version for k, s in stack.services.items()},
         warm=warm,
+        startable=startable(),
     )
 
 

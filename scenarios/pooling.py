@@ -1,0 +1,350 @@
+"""Connection pooling: none, persistent, Django's pool, PgBouncer (transaction and session).
+
+Every variant connects as its own PostgreSQL role, so `pg_stat_activity` tells exactly which
+server connections are whose. Two workloads:
+
+  http   — Gunicorn (gthread) serving /db, driven by bounded Locust bursts; per variant the
+           server connections held (sampled) and sessions opened per request;
+  crowd  — more concurrent clients than PostgreSQL will take (a role with CONNECTION LIMIT):
+           direct connections fail with "too many connections", a psycopg pool (what Django's
+           pool is) times out, PgBouncer queues them — errors counted per variant.
+And the failure PgBouncer's transaction mode causes without `prepare_threshold=None` is
+reproduced on purpose (prepared statements live on a server connection the next transaction
+may not get).
+"""
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import threading
+import time
+import urllib.parse
+from pathlib import Path
+from typing import Any
+
+from harness.http import Server, ServerConfig, get
+from harness.loadgen import LoadGenerator
+from harness.scenario import Case, Check, Context, Scenario, Variant, metric_check, same_result_as
+from harness.stack.pgbouncer import PgBouncer
+
+ROLES = ("lab_no_pool", "lab_persistent", "lab_django_pool", "lab_pgb_tx", "lab_pgb_session", "lab_limited")
+LIMITED = "lab_limited"
+
+_SHARED: dict[str, Any] = {}
+
+
+def _base_url() -> urllib.parse.SplitResult:
+    return urllib.parse.urlsplit(os.environ["DATABASE_URL"])
+
+
+def _direct_url(role: str) -> str:
+    u = _base_url()
+    return f"postgresql://{role}@{u.hostname}:{u.port or 5432}{u.path}"
+
+
+def _bouncer(ctx: Context, mode: str) -> PgBouncer:
+    key = f"pgb_{mode}"
+    if key not in _SHARED:
+        role = "lab_pgb_tx" if mode == "transaction" else "lab_pgb_session"
+        b = PgBouncer(ctx.artifacts_dir() / f"pgbouncer-{mode}", os.environ["DATABASE_URL"], mode,
+                      ctx.params["bouncer_pool"], {"perflab": role, "limited": LIMITED})
+        b.start()
+        _SHARED[key] = b
+    return _SHARED[key]
+
+
+def _server_config(name: str, ctx: Context) -> ServerConfig:
+    p = ctx.params
+    env = {"LABS_CONN_MAX_AGE": "0"}
+    if name == "no_pool":
+        env["DATABASE_URL"] = _direct_url("lab_no_pool")
+    elif name == "persistent":
+        env.update(DATABASE_URL=_direct_url("lab_persistent"), LABS_CONN_MAX_AGE="60")
+    elif name == "django_pool":
+        env.update(DATABASE_URL=_direct_url("lab_django_pool"), LABS_DB_POOL=p["django_pool"])
+    elif name == "pgbouncer_transaction":
+        # app connections to PgBouncer persist; server connections are lent per transaction
+        env.update(DATABASE_URL=_bouncer(ctx, "transaction").url("perflab", "lab_pgb_tx"), LABS_PGBOUNCER_TX="1",
+                   LABS_CONN_MAX_AGE="60")
+    elif name == "pgbouncer_session":
+        # a server connection is held for a whole client session: clients connect per request,
+        # cheaply, to PgBouncer (persistent client sessions would pin the small pool for good)
+        env.update(DATABASE_URL=_bouncer(ctx, "session").url("perflab", "lab_pgb_session"))
+    return ServerConfig(f"pool-{name}", "gthread", p["workers"], threads=p["threads"], env=env)
+
+
+ROLE_OF = {"no_pool": "lab_no_pool", "persistent": "lab_persistent", "django_pool": "lab_django_pool",
+           "pgbouncer_transaction": "lab_pgb_tx", "pgbouncer_session": "lab_pgb_session"}
+
+
+class _ConnSampler:
+    """Samples how many server connections a role holds, every 20 ms, on its own connection."""
+
+    def __init__(self, role: str) -> None:
+        import psycopg
+
+        self.conn = psycopg.connect(os.environ["DATABASE_URL"], autocommit=True)
+        self.role = role
+        self.peak = 0
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def sessions(self) -> int:
+        return int(self.conn.execute("SELECT sessions FROM pg_stat_database WHERE datname = current_database()")
+                   .fetchone()[0])
+
+    def _run(self) -> None:
+        import psycopg
+
+        with psycopg.connect(os.environ["DATABASE_URL"], autocommit=True) as conn:
+            while not self.stop.is_set():
+                n = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE usename = %s", [self.role]).fetchone()[0]
+                self.peak = max(self.peak, int(n))
+                self.stop.wait(0.02)
+
+    def __enter__(self) -> _ConnSampler:
+        self.peak = 0
+        self.stop.clear()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join()
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def _http_variant(name: str):
+    def make(ctx: Context):
+        server = _SHARED.get(f"server_{name}")
+        if server is None or not server.alive():
+            server = Server(_server_config(name, ctx), ctx.artifacts_dir(), {})
+            server.start()
+            _SHARED[f"server_{name}"] = server
+        if ctx.counting:
+            return lambda: (get(server.url + "/db")[0], sorted(json.loads(get(server.url + "/db")[2])))
+        if "gen" not in _SHARED:
+            _SHARED["gen"] = LoadGenerator(ctx.artifacts_dir() / "locust.log")
+        gen: LoadGenerator = _SHARED["gen"]
+        p = ctx.params
+        gen.burst(server.url, [("/db", 1)], p["users"], p["warmup_s"])
+        sampler = _ConnSampler(ROLE_OF[name])
+        bursts: list[dict] = []
+
+        def unit() -> float:
+            s0 = sampler.sessions()
+            with sampler:
+                b = gen.burst(server.url, [("/db", 1)], p["users"], p["burst_s"])
+            time.sleep(0.6)  # PostgreSQL flushes session statistics when backends exit
+            b["sessions_per_request"] = (sampler.sessions() - s0) / b["requests"] if b["requests"] else None
+            b["server_conns"] = sampler.peak
+            bursts.append(b)
+            return b["duration_s"] / b["requests"] if b["requests"] else b["duration_s"] * 1000
+
+        def close() -> None:
+            sampler.close()
+            if bursts:
+                def med(key):
+                    vals = [b[key] for b in bursts if b.get(key) is not None]
+                    return round(statistics.median(vals), 3) if vals else None
+                ctx.metrics.update(rps=med("rps"), p50_ms=med("p50_ms"), p95_ms=med("p95_ms"),
+                                   server_conns=max(b["server_conns"] for b in bursts),
+                                   sessions_per_request=med("sessions_per_request"),
+                                   failures=sum(b["failures"] for b in bursts),
+                                   generator_cpu=med("generator_cpu"))
+        ctx.state["close"] = close
+        return unit
+    return make
+
+
+# -- the crowd: more clients than the server allows --------------------------------------------
+def _crowd_variant(name: str):
+    def make(ctx: Context):
+        import psycopg
+        from psycopg_pool import ConnectionPool, PoolTimeout
+
+        p = ctx.params
+        clients, hold = p["clients"], p["hold_ms"] / 1000
+        pool = None
+        if name == "django_pool":
+            pool = ConnectionPool(_direct_url(LIMITED), min_size=0, max_size=p["pool_max"], timeout=p["pool_timeout_s"],
+                                  kwargs={"autocommit": True}, open=True)
+        url = {"pgbouncer_transaction": lambda: _bouncer(ctx, "transaction").url("limited", LIMITED),
+               "pgbouncer_session": lambda: _bouncer(ctx, "session").url("limited", LIMITED)}.get(
+                   name, lambda: _direct_url(LIMITED))()
+        kwargs = {"autocommit": True, "prepare_threshold": None} if name.startswith("pgbouncer") else {"autocommit": True}
+        errors: dict[str, int] = {}
+        lock = threading.Lock()
+
+        def client(i: int, out: list) -> None:
+            try:
+                if pool is not None:
+                    with pool.connection() as conn:
+                        out[i] = conn.execute("SELECT %s::int FROM pg_sleep(%s)", [i, hold]).fetchone()[0]
+                else:
+                    with psycopg.connect(url, connect_timeout=10, **kwargs) as conn:
+                        out[i] = conn.execute("SELECT %s::int FROM pg_sleep(%s)", [i, hold]).fetchone()[0]
+            except (psycopg.Error, PoolTimeout) as exc:
+                kind = "PoolTimeout" if isinstance(exc, PoolTimeout) else (
+                    "too many connections" if "too many connections" in str(exc) else type(exc).__name__)
+                with lock:
+                    errors[kind] = errors.get(kind, 0) + 1
+                out[i] = None
+
+        def unit():
+            out: list = [None] * clients
+            threads = [threading.Thread(target=client, args=(i, out)) for i in range(clients)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            return sum(1 for x in out if x is not None)
+
+        if ctx.counting and name == "pgbouncer_transaction":
+            ctx.metrics["prepared_statements"] = _prepared_statement_demo(ctx)
+
+        def close() -> None:
+            if pool is not None:
+                pool.close()
+            if ctx.counting:
+                total = sum(errors.values())
+                ctx.metrics.update(errors=total, error_rate=round(total / clients, 3), error_kinds=dict(errors))
+        ctx.state["close"] = close
+        return unit
+    return make
+
+
+def _prepared_statement_demo(ctx: Context) -> dict[str, str]:
+    """Through PgBouncer in transaction mode: prepared statements break, unless disabled."""
+    import psycopg
+
+    url = _bouncer(ctx, "transaction").url("perflab", "lab_pgb_tx")
+    outcome = {}
+    for label, threshold in (("prepare_threshold=0", 0), ("prepare_threshold=None", None)):
+        conns = [psycopg.connect(url, autocommit=True, prepare_threshold=threshold) for _ in range(3)]
+        try:
+            for _ in range(10):
+                for c in conns:  # interleaved clients: server connections get swapped under them
+                    c.execute("SELECT count(*) FROM bookstore_fortune WHERE id > %s", [0]).fetchone()
+            outcome[label] = "ok"
+        except psycopg.Error as exc:
+            outcome[label] = str(exc).strip().splitlines()[0][:120]
+        finally:
+            for c in conns:
+                c.close()
+    return outcome
+
+
+def cases(params) -> list[Case]:
+    names = ("no_pool", "persistent", "django_pool", "pgbouncer_transaction", "pgbouncer_session")
+    needs = {n: frozenset({"pgbouncer"}) if n.startswith("pgbouncer") else frozenset() for n in names}
+    http = Case(
+        "http", {k: params[k] for k in ("users", "burst_s", "warmup_s", "workers", "threads", "django_pool",
+                                         "bouncer_pool")},
+        "no_pool", tuple(Variant(n, _http_variant(n), requires=needs[n]) for n in names),
+        (*(same_result_as(n, "no_pool") for n in names[1:]),
+         *(metric_check(n, "failures", lambda v: v == 0, "== 0") for n in names),
+         metric_check("persistent", "server_conns", lambda v, c=params["workers"] * params["threads"]: v is not None
+                      and v <= c, f"<= {params['workers'] * params['threads']} (workers × threads)"),
+         metric_check("pgbouncer_transaction", "server_conns", lambda v, c=params["bouncer_pool"]: v is not None
+                      and v <= c, f"<= {params['bouncer_pool']} (PgBouncer pool size)"),
+         metric_check("no_pool", "sessions_per_request", lambda v: v is not None and v >= 0.5,
+                      ">= ~1 (a new connection per request)")),
+        self_timed=True, rounds=params["rounds"], time_label="",
+        title=f"http · /db through Gunicorn gthread {params['workers']}×{params['threads']} · "
+              f"{params['users']} users", columns=("rps", "p50_ms", "p95_ms", "server_conns",
+                                                   "sessions_per_request", "failures", "generator_cpu"))
+    crowd_names = ("no_pool", "django_pool", "pgbouncer_transaction")
+    crowd = Case(
+        "crowd", {k: params[k] for k in ("clients", "limit", "hold_ms", "pool_max", "pool_timeout_s", "bouncer_pool")},
+        "no_pool", tuple(Variant(n, _crowd_variant(n), requires=needs[n]) for n in crowd_names),
+        (metric_check("no_pool", "errors", lambda v: v is not None and v > 0,
+                      f"> 0 (only {params['limit']} connections allowed for {params['clients']} clients)"),
+         metric_check("pgbouncer_transaction", "errors", lambda v: v == 0, "== 0 (PgBouncer queues the rest)"),
+         metric_check("django_pool", "error_kinds", lambda v: v is not None and set(v) <= {"PoolTimeout"},
+                      "only PoolTimeout (waits past the pool's timeout)"),
+         metric_check("pgbouncer_transaction", "prepared_statements",
+                      lambda v: v is not None and v["prepare_threshold=None"] == "ok"
+                      and v["prepare_threshold=0"] != "ok",
+                      "break with prepared statements, work with prepare_threshold=None")),
+        units=1, rounds=params["crowd_rounds"], title=f"crowd · {params['clients']} clients, CONNECTION LIMIT {params['limit']}, each holds "
+                       f"{params['hold_ms']} ms", columns=("errors", "error_rate"))
+    return [http, crowd]
+
+
+def setup(ctx: Context) -> None:
+    from django.db import connection
+
+    from labs.bookstore.seed import seed_techempower
+
+    seed_techempower(ctx.seed)
+    with connection.cursor() as cur:
+        for role in ROLES:
+            cur.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [role])
+            if cur.fetchone() is None:
+                cur.execute(f"CREATE ROLE {role} LOGIN")
+            cur.execute(f"GRANT SELECT ON ALL TABLES IN SCHEMA public TO {role}")
+        cur.execute(f"ALTER ROLE {LIMITED} CONNECTION LIMIT %s" % int(ctx.params["limit"]))
+
+
+def teardown() -> None:
+    for key in list(_SHARED):
+        obj = _SHARED.pop(key)
+        if isinstance(obj, (Server, PgBouncer)):
+            obj.stop()
+        elif isinstance(obj, LoadGenerator):
+            obj.close()
+
+
+def summarize(result) -> list[str]:
+    lines = []
+    for case in result.cases:
+        v = case.variants
+        if case.name == "http" and v.get("no_pool") and v["no_pool"].metrics.get("rps"):
+            base = v["no_pool"]
+            for name, x in v.items():
+                if x.metrics.get("rps") and name != "no_pool":
+                    lines.append(f"http: {name} served {x.metrics['rps']:.0f} rps vs {base.metrics['rps']:.0f} "
+                                 f"without pooling (p95 {x.metrics['p95_ms']:.0f} vs {base.metrics['p95_ms']:.0f} ms) "
+                                 f"over {x.metrics['server_conns']} server connections.")
+            spr = base.metrics.get("sessions_per_request")
+            if spr:
+                lines.append(f"no_pool opened {spr:.2f} PostgreSQL sessions per request.")
+        if case.name == "crowd":
+            parts = [f"{n} {x.metrics.get('errors', '?')} errors ({x.metrics.get('error_kinds') or 'none'})"
+                     for n, x in v.items() if not x.skipped]
+            lines.append(f"crowd of {case.params['clients']} clients over a {case.params['limit']}-connection limit: "
+                         + "; ".join(parts) + ".")
+    crowd = next((c for c in result.cases if c.name == "crowd"), None)
+    demo = crowd and crowd.variants.get("pgbouncer_transaction") and \
+        crowd.variants["pgbouncer_transaction"].metrics.get("prepared_statements")
+    if demo:
+        lines.append("PgBouncer transaction mode: with prepared statements → "
+                     f"{demo.get('prepare_threshold=0')}; with prepare_threshold=None → "
+                     f"{demo.get('prepare_threshold=None')}.")
+    return lines
+
+
+SCENARIO = Scenario(
+    name="pooling",
+    title="Connection pooling: none, persistent, Django's pool, PgBouncer",
+    requires=frozenset({"postgres"}),
+    optional=frozenset({"pgbouncer"}),
+    profiles={
+        "quick": {"users": 16, "burst_s": 1.5, "warmup_s": 0.5, "rounds": 3, "workers": 2, "threads": 4,
+                  "django_pool": "1:4:5", "bouncer_pool": 4, "clients": 50, "limit": 20, "hold_ms": 100,
+                  "pool_max": 10, "pool_timeout_s": 0.3, "crowd_rounds": 3},
+        "full": {"users": 32, "burst_s": 5.0, "warmup_s": 1.0, "rounds": 5, "workers": 4, "threads": 4,
+                 "django_pool": "2:4:5", "bouncer_pool": 8, "clients": 100, "limit": 20, "hold_ms": 200,
+                 "pool_max": 10, "pool_timeout_s": 0.5, "crowd_rounds": 5},
+    },
+    cases=cases,
+    setup=setup,
+    lesson_file=Path(__file__).with_suffix(".md"),
+    summarize=summarize,
+    teardown=teardown,
+)

@@ -1,0 +1,72 @@
+"""pooling with a real PgBouncer and real Gunicorn on the embedded stack, tiny sizes."""
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from harness import registry
+from harness.runner import RunOptions, run_scenario
+from harness.stack import pgbouncer
+
+pytestmark = pytest.mark.stack
+
+PARAMS = {"users": "4", "burst_s": "0.6", "warmup_s": "0.2", "rounds": "1", "workers": "1", "threads": "3",
+          "django_pool": "1:2:5", "bouncer_pool": "2", "clients": "12", "limit": "5", "hold_ms": "60",
+          "pool_max": "3", "pool_timeout_s": "0.05", "crowd_rounds": "1"}
+
+
+@pytest.fixture(scope="module")
+def result(stack, tiny_budget):
+    if pgbouncer.binary() is None:
+        pytest.skip("pgbouncer not installed (.ci/run installs it)")
+    return run_scenario(registry.get("pooling"), RunOptions(("pooling",), params=PARAMS, budget=tiny_budget), stack)
+
+
+def test_all_checks_pass(result):
+    assert result.ok, [(c.variant, c.name, c.detail) for c in result.checks if not c.ok]
+
+
+def test_connection_counts_follow_each_design(result):
+    http = next(c for c in result.cases if c.name == "http")
+    v = {n: x.metrics for n, x in http.variants.items()}
+    assert v["no_pool"]["sessions_per_request"] >= 0.5  # a new backend per request
+    assert v["persistent"]["sessions_per_request"] < 0.2 and v["persistent"]["server_conns"] <= 3
+    assert v["django_pool"]["server_conns"] <= 2  # max_size per process, 1 process
+    assert v["pgbouncer_transaction"]["server_conns"] <= 2  # the PgBouncer pool size
+    for name, m in v.items():
+        assert m["failures"] == 0 and m["requests"] if "requests" in m else True, name
+
+
+def test_crowd_errors_by_kind(result):
+    crowd = next(c for c in result.cases if c.name == "crowd")
+    m = {n: x.metrics for n, x in crowd.variants.items()}
+    assert m["no_pool"]["error_kinds"].get("too many connections", 0) > 0
+    assert m["pgbouncer_transaction"]["errors"] == 0
+    assert set(m["django_pool"]["error_kinds"]) <= {"PoolTimeout"}
+
+
+def test_transaction_mode_needs_prepare_threshold_none(result):
+    crowd = next(c for c in result.cases if c.name == "crowd")
+    demo = crowd.variants["pgbouncer_transaction"].metrics["prepared_statements"]
+    assert demo["prepare_threshold=None"] == "ok"
+    assert "prepared statement" in demo["prepare_threshold=0"]
+
+
+def test_no_server_left_behind(result):
+    import psutil
+
+    names = [" ".join(p.cmdline()) for p in psutil.Process().children(recursive=True)]
+    assert not [n for n in names if "gunicorn" in n or "pgbouncer" in n]
+
+
+def test_pgbouncer_missing_is_skipped_with_hint(stack, tiny_budget):
+    info = replace(stack, startable=frozenset())
+    opts = RunOptions(("pooling",), params=PARAMS, budget=tiny_budget, variants=("persistent",))
+    res = run_scenario(registry.get("pooling"), opts, info)
+    http = next(c for c in res.cases if c.name == "http")
+    assert set(http.variants) == {"no_pool", "persistent"}
+    opts = RunOptions(("pooling",), params=PARAMS, budget=tiny_budget, variants=("pgbouncer_session",))
+    res = run_scenario(registry.get("pooling"), opts, info)
+    skipped = next(c for c in res.cases if c.name == "http").variants["pgbouncer_session"].skipped
+    assert skipped and "apt-get install pgbouncer" in skipped
