@@ -15,6 +15,7 @@ BUILTIN = {
     "gil": "scenarios.gil",
     "gunicorn": "scenarios.gunicorn",
     "pooling": "scenarios.pooling",
+    "indexes": "scenarios.indexes",
 }
 
 

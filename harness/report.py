@@ -26,7 +26,10 @@ LABELS = {**COUNTER_LABELS, "hit_ratio": "hit %", "stale_reads": "stale", "max_u
           "lost_keys_at_crash": "lost@crash", "queries_per_repeat": "q/repeat", "recomputes": "recomputes",
           "speedup": "speedup", "efficiency": "efficiency", "cpu_s_per_unit": "CPU s/unit", "start_s": "start s",
           "p50_ms": "p50 ms", "p95_ms": "p95 ms", "p99_ms": "p99 ms", "failures": "fail", "server_cpu": "srv CPU",
-          "generator_cpu": "gen CPU", "worker_restarts": "restarts", "uss_mib": "USS MiB", "pss_mib": "PSS MiB"}
+          "generator_cpu": "gen CPU", "worker_restarts": "restarts", "uss_mib": "USS MiB", "pss_mib": "PSS MiB",
+          "top_node": "plan", "index_kib": "index KiB", "build_s": "build s", "insert_ms_per_1k": "ins ms/1k",
+          "shared_hit": "buf hit", "server_conns": "srv conns", "sessions_per_request": "sess/req",
+          "error_rate": "err rate"}
 
 
 def fmt_time(seconds: float | None) -> str:

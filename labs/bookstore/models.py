@@ -1,6 +1,8 @@
 """A bookstore: the relations real Django apps have (FK, M2M, reverse FK, JSON, dates)."""
 from __future__ import annotations
 
+from django.contrib.postgres.fields import DateTimeRangeField
+from django.contrib.postgres.search import SearchVectorField
 from django.db import models
 
 
@@ -77,3 +79,19 @@ class Fortune(models.Model):
     """TechEmpower's Fortune table: rendered, sorted, by the fortunes test."""
 
     message = models.CharField(max_length=2048)
+
+
+class Listing(models.Model):
+    """The indexes scenario's table: one column per kind of index worth teaching. No indexes
+    here on purpose: the scenario adds each variant's index with Django's own Index classes."""
+
+    sku = models.IntegerField()
+    code = models.CharField(max_length=16)
+    title = models.CharField(max_length=200)
+    body = models.TextField()
+    price = models.IntegerField()
+    status = models.CharField(max_length=10)
+    created_at = models.DateTimeField()
+    attrs = models.JSONField(default=dict)
+    period = DateTimeRangeField()
+    search = SearchVectorField(null=True)
