@@ -31,30 +31,8 @@ def result_figure(result: Result):
     fig, axes = plt.subplots(n, 1, figsize=(9, max(2.5, height)), squeeze=False,
                              gridspec_kw={"height_ratios": [len(c.variants) + 1 for c in cases] or [1]})
     for ax, case in zip(axes[:, 0], cases):
-        names, speed, lo_err, hi_err, colors = [], [], [], [], []
-        for v in case.variants.values():
-            if not v.ratio:
-                continue
-            s = 1.0 / v.ratio
-            lo, hi = (1.0 / v.ratio_ci95[1], 1.0 / v.ratio_ci95[0]) if v.ratio_ci95 else (s, s)
-            failed = any(not c.ok and not c.skipped for c in case.checks if c.variant == v.name)
-            names.append(v.name + ("  ✗" if failed else ""))
-            speed.append(s)
-            lo_err.append(max(0.0, s - lo))
-            hi_err.append(max(0.0, hi - s))
-            colors.append("#9e9e9e" if v.name == case.baseline else ("#d62728" if failed else
-                                                                      ("#2ca02c" if s >= 1 else "#ff7f0e")))
-        y = list(range(len(names)))[::-1]
-        ax.barh(y, speed, xerr=[lo_err, hi_err], color=colors, capsize=3, height=0.6)
-        ax.set_yticks(y, names)
-        ax.axvline(1.0, color="#555", lw=0.8, ls="--")
-        if max(speed, default=1) / max(min(speed, default=1), 1e-9) > 30:
-            ax.set_xscale("log")
-        for yi, s in zip(y, speed):
-            ax.annotate(f"{s:.3g}×", (s, yi), xytext=(4, 0), textcoords="offset points", va="center", fontsize=8)
+        _draw_speed(ax, case)
         ax.set_title(f"{case.title or case.name}", loc="left", fontsize=10)
-        ax.set_xlabel(f"speed vs {case.baseline} (× faster, 95 % CI)", fontsize=8)
-        ax.grid(axis="x", alpha=0.3)
     fig.suptitle(f"{result.scenario} — {result.title}\n{result.run_id} · {result.profile} · "
                  f"{result.env.get('cpus', '?')} CPUs" + ("" if result.complete else " · INCOMPLETE"),
                  fontsize=10)
@@ -113,3 +91,110 @@ def html_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
     body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows)
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+# -- per-case figures for reports -----------------------------------------------------------------
+def _draw_speed(ax, case) -> None:
+    """Bars of each variant's speed relative to the case baseline, with 95 % intervals."""
+    names, speed, lo_err, hi_err, colors = [], [], [], [], []
+    for v in case.variants.values():
+        if not v.ratio:
+            continue
+        s = 1.0 / v.ratio
+        lo, hi = (1.0 / v.ratio_ci95[1], 1.0 / v.ratio_ci95[0]) if v.ratio_ci95 else (s, s)
+        failed = any(not c.ok and not c.skipped for c in case.checks if c.variant == v.name)
+        names.append(v.name + ("  ✗" if failed else ""))
+        speed.append(s)
+        lo_err.append(max(0.0, s - lo))
+        hi_err.append(max(0.0, hi - s))
+        colors.append("#9e9e9e" if v.name == case.baseline else ("#d62728" if failed else
+                                                                  ("#2ca02c" if s >= 1 else "#ff7f0e")))
+    y = list(range(len(names)))[::-1]
+    ax.barh(y, speed, xerr=[lo_err, hi_err], color=colors, capsize=3, height=0.6, gid="speed-bars")
+    ax.set_yticks(y, names)
+    ax.axvline(1.0, color="#555", lw=0.8, ls="--")
+    if speed and max(speed) / max(min(speed), 1e-9) > 30:
+        ax.set_xscale("log")
+    for yi, s in zip(y, speed):
+        ax.annotate(f"{s:.3g}×", (s, yi), xytext=(4, 0), textcoords="offset points", va="center", fontsize=8)
+    ax.set_xlabel(f"speed vs {case.baseline} (× faster, 95 % CI)", fontsize=8)
+    ax.grid(axis="x", alpha=0.3)
+
+
+def case_figure(case):
+    plt = _pyplot()
+    n = sum(1 for v in case.variants.values() if v.ratio)
+    fig, ax = plt.subplots(figsize=(8, 0.45 * n + 1.2))
+    _draw_speed(ax, case)
+    fig.tight_layout()
+    return fig
+
+
+def scaling_figure(result):
+    """Time per unit against a numeric parameter that varies across cases (e.g. books in n_plus_one)."""
+    key = scaling_param(result)
+    if key is None:
+        return None
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(8, 4))
+    xs = [c.params[key] for c in result.cases]
+    names = list(dict.fromkeys(n for c in result.cases for n in c.variants))
+    for name in names:
+        pts = [(c.params[key], c.variants[name].median_s) for c in result.cases
+               if name in c.variants and c.variants[name].median_s]
+        if pts:
+            ax.plot([p[0] for p in pts], [p[1] * 1000 for p in pts], marker="o", label=name, gid=f"series-{name}")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xticks(xs, [str(x) for x in xs])
+    ax.set_xlabel(key)
+    ax.set_ylabel("ms per unit (median)")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    ax.set_title(f"scaling with {key}", loc="left", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def scaling_param(result) -> str | None:
+    if len(result.cases) < 2:
+        return None
+    keys = set.intersection(*(set(c.params) for c in result.cases))
+    for key in sorted(keys):
+        values = [c.params[key] for c in result.cases]
+        if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values) and len(set(values)) == len(values):
+            return key
+    return None
+
+
+def latency_figure(case):
+    """p50/p95/p99 per variant for a load case (None when the case has no latencies)."""
+    rows = [v for v in case.variants.values() if v.metrics.get("p95_ms") is not None]
+    if not rows:
+        return None
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(8, 3.5))
+    width = 0.27
+    x = list(range(len(rows)))
+    for i, (key, color) in enumerate((("p50_ms", "#1f77b4"), ("p95_ms", "#ff7f0e"), ("p99_ms", "#d62728"))):
+        ax.bar([xi + (i - 1) * width for xi in x], [v.metrics.get(key) or 0 for v in rows], width,
+               label=key.replace("_ms", ""), color=color, gid=f"latency-{key}")
+    ax.set_xticks(x, [v.name for v in rows], rotation=30, ha="right", fontsize=8)
+    ax.set_ylabel("latency, ms")
+    ax.legend(fontsize=8)
+    ax.grid(axis="y", alpha=0.3)
+    ax.set_title(f"{case.name}: latency percentiles", loc="left", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def svg(fig) -> str:
+    """Inline SVG of a figure (for self-contained HTML: no files, no scripts, no CDN)."""
+    import io
+
+    plt = _pyplot()
+    buf = io.StringIO()
+    fig.savefig(buf, format="svg", metadata={"Date": None})  # reproducible: no timestamp inside
+    plt.close(fig)
+    text = buf.getvalue()
+    return text[text.index("<svg"):]

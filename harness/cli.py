@@ -282,6 +282,182 @@ def _check_stack_kind(kind: str) -> None:
         raise unknown("stack for `labs stack`", kind, ["embedded", "docker"])
 
 
+@app.command()
+def report(
+    run_ref: Annotated[str, typer.Argument(metavar="RUN_ID|latest|previous|FILE", help="Which run.")] = "latest",
+    fmt: Annotated[str, typer.Option("--format", "-f", help="html (self-contained), md or png.")] = "html",
+    output: Annotated[Optional[Path], typer.Option("--out", "-o", help="Where to write (default: beside the result).")] = None,
+    open_it: Annotated[bool, typer.Option("--open", help="Open it in the default browser/viewer.")] = False,
+    results_dir: Annotated[Path, typer.Option(help="Where result files are.")] = Path("results"),
+) -> None:
+    """Write a report of a run: HTML with charts (offline, no CDN), Markdown, or PNG."""
+    from harness import charts, htmlreport
+
+    try:
+        if fmt not in {"html", "md", "png"}:
+            raise unknown("format", fmt, ["html", "md", "png"])
+        path = store.resolve(run_ref, results_dir)
+        result = store.load(path)
+        target = output or path.with_suffix({"html": ".html", "md": ".md", "png": ".png"}[fmt])
+        try:
+            lesson = registry.get(result.scenario).lesson_text()
+        except LabsError:
+            lesson = ""
+        if fmt == "png":
+            charts.result_png(result, target)
+        elif fmt == "md":
+            target.write_text(htmlreport.to_markdown(result))
+        else:
+            target.write_text(htmlreport.to_html(result, lesson))
+    except LabsError as exc:
+        _fail(exc)
+    except OSError as exc:
+        _fail(LabsError(f"cannot write {target}: {exc.strerror or exc}"))
+    out.print(str(target))
+    if open_it:
+        import webbrowser
+
+        webbrowser.open(target.resolve().as_uri())
+
+
+def _on_stack(scenario_name: str, stack: str, profile: str, params: list[str] | None, fn):
+    """Open the stack, configure Django, seed the scenario, call fn(scenario, opts, info, artifacts)."""
+    from harness import djangoenv
+    from harness.runner import RunOptions, new_run_id
+    from harness.scenario import Context
+    from harness.stack import provider
+
+    if profile not in PROFILES:
+        raise unknown("profile", profile, PROFILES)
+    sc = registry.get(scenario_name)
+    overrides = _parse_params(params or [])
+    sc.params_for(profile, overrides)
+    opts = RunOptions((sc.name,), profile, (), stack, "results", 42, overrides)
+    signal.signal(signal.SIGTERM, _sigterm_to_interrupt)
+    try:
+        with err.status(f"starting the {stack} stack and seeding {sc.name}…"), provider(stack).open() as info:
+            djangoenv.setup(info)
+            artifacts = Path("results") / new_run_id(f"{sc.name}-diagnose")
+            if sc.setup is not None:
+                sc.setup(Context(sc.params_for(profile, overrides), 42, profile, info.components, artifacts=artifacts))
+            try:
+                return fn(sc, opts, info, artifacts)
+            finally:
+                if sc.teardown is not None:
+                    sc.teardown()
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+@app.command()
+def explain(
+    scenario: Annotated[str, typer.Argument(help="Scenario name.")],
+    variant: Annotated[Optional[str], typer.Option(help="Only this variant.")] = None,
+    case: Annotated[Optional[str], typer.Option(help="Only this case (e.g. books=50).")] = None,
+    profile: Annotated[str, typer.Option("--profile", "-p", help="quick or full.")] = "quick",
+    param: Annotated[Optional[list[str]], typer.Option("--param", help="NAME=VALUE.")] = None,
+    stack: Annotated[str, typer.Option(help="embedded or external.")] = "embedded",
+) -> None:
+    """The SQL each variant runs, with EXPLAIN (ANALYZE, BUFFERS) as a tree; the costliest node in red."""
+    from harness import diagnose
+
+    try:
+        items = _on_stack(scenario, stack, profile, param, lambda sc, opts, info, art: diagnose.explain(
+            sc, opts, info.components, art, variant, case))
+    except LabsError as exc:
+        _fail(exc)
+    except KeyboardInterrupt:
+        raise typer.Exit(EXIT_INTERRUPTED)
+    if not items:
+        out.print("no SQL ran for that selection")
+    for item in items:
+        out.print(diagnose.plan_tree(item))
+
+
+@app.command("profile")
+def profile_cmd(
+    scenario: Annotated[str, typer.Argument(help="Scenario name.")],
+    variant: Annotated[str, typer.Option(help="The variant to profile.")],
+    case: Annotated[Optional[str], typer.Option(help="Which case (default: the first that has the variant).")] = None,
+    seconds: Annotated[float, typer.Option(help="How long to run it under the profiler.", min=0.1, max=600)] = 2.0,
+    profile: Annotated[str, typer.Option("--profile", "-p", help="quick or full.")] = "quick",
+    param: Annotated[Optional[list[str]], typer.Option("--param", help="NAME=VALUE.")] = None,
+    stack: Annotated[str, typer.Option(help="embedded or external.")] = "embedded",
+    out_dir: Annotated[Path, typer.Option(help="Where the profile files go.")] = Path("results/profiles"),
+) -> None:
+    """Run one variant under pyinstrument: HTML + speedscope JSON, and the SQL it ran with timings."""
+    from harness import diagnose
+
+    try:
+        res = _on_stack(scenario, stack, profile, param, lambda sc, opts, info, art: diagnose.profile(
+            sc, opts, info.components, out_dir, variant, case, seconds))
+    except LabsError as exc:
+        _fail(exc)
+    except KeyboardInterrupt:
+        raise typer.Exit(EXIT_INTERRUPTED)
+    out.print(res["text"], markup=False, highlight=False)
+    table = Table(title=f"SQL of {res['variant']} ({res['case']}), {res['units']} units", title_justify="left")
+    for col in ("total ms", "calls", "avg ms", "statement"):
+        table.add_column(col, justify="right" if col != "statement" else "left")
+    for total, n, sql in res["top_sql"]:
+        table.add_row(f"{total * 1000:.1f}", str(n), f"{total / n * 1000:.3f}", sql[:120])
+    out.print(table)
+    out.print(f"[dim]{res['html']}\n{res['speedscope']}\n{res['sql']}[/dim]")
+
+
+@app.command()
+def serve(
+    port: Annotated[int, typer.Option(help="Port to listen on.", min=1, max=65535)] = 8000,
+    host: Annotated[str, typer.Option(help="Address to bind (loopback unless --allow-remote).")] = "127.0.0.1",
+    allow_remote: Annotated[bool, typer.Option("--allow-remote", help="Allow a non-loopback bind (you asked for it).")] = False,
+    stack: Annotated[str, typer.Option(help="embedded or external.")] = "embedded",
+) -> None:
+    """Run the lab app with django-silk and django-debug-toolbar on the current stack, to click
+    through its endpoints and see their queries (never used for measurements). Ctrl-C stops it."""
+    import secrets
+    import subprocess
+
+    from harness import djangoenv
+    from harness.stack import procs, provider
+
+    try:
+        if host not in {"127.0.0.1", "localhost", "::1"} and not allow_remote:
+            raise UsageError(f"refusing to bind {host}: the lab app with debug tools must stay on loopback",
+                             hint="use --allow-remote if you really mean to expose it")
+        if procs.port_open(port, "127.0.0.1" if host in {"localhost", "0.0.0.0"} else host):
+            raise UsageError(f"port {port} is already in use", hint="choose another with --port")
+        signal.signal(signal.SIGTERM, _sigterm_to_interrupt)
+        with err.status(f"starting the {stack} stack…"), provider(stack).open() as info:
+            djangoenv.setup(info)
+            from labs.bookstore.seed import seed_catalog, seed_techempower
+
+            seed_catalog(1_000)
+            seed_techempower()
+            env = {**os.environ, **info.env(), "DJANGO_SETTINGS_MODULE": "labs.settings_serve",
+                   "LABS_SECRET_KEY": secrets.token_urlsafe(40)}  # a fresh key every run
+            subprocess.run([sys.executable, "-m", "django", "migrate", "--verbosity", "0"], env=env, check=True)
+            log = Path(tempfile.mkdtemp(prefix="labs-serve-")) / "runserver.log"
+            child = procs.start([sys.executable, "-m", "django", "runserver", f"{host}:{port}", "--noreload",
+                                 "--skip-checks"], log, env=env)
+            procs.wait_ready("the lab app", lambda: procs.port_open(port, "127.0.0.1" if host != "::1" else host),
+                             child, log, timeout_s=30)
+            out.print(f"[bold]the lab app with silk and the debug toolbar:[/bold] http://{host}:{port}/  "
+                      f"· requests: http://{host}:{port}/silk/  · log {log}  · Ctrl-C to stop")
+            try:
+                child.wait()
+            finally:
+                procs.stop_child(child)
+    except KeyboardInterrupt:
+        err.print("stopped")
+        raise typer.Exit(0)
+    except subprocess.CalledProcessError as exc:
+        _fail(LabsError(f"migrating the serve database failed (exit {exc.returncode})"))
+    except LabsError as exc:
+        _fail(exc)
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
 @stack_app.command("up")
 def stack_up(stack: StackOpt = "embedded") -> None:
     """Start the embedded stack in the background and keep it (state in the runtime dir)."""

@@ -97,9 +97,9 @@ def case_table(case: CaseResult, columns: Iterable[str]) -> Table:
             Text("✓", style="green") if all(c.ok for c in checks) else Text("✗", style="bold red"))
         speed, interval = ("baseline", "") if v.name == case.baseline else fmt_speed(v.ratio, v.ratio_ci95)
         style = "green" if "faster" in speed else ("red" if "slower" in speed else "")
-        timing = [fmt_time(v.median_s), _rel(v.iqr_s, v.median_s)] if show_time else []
+        timing = [fmt_time(v.median_s), rel_spread(v.iqr_s, v.median_s)] if show_time else []
         table.add_row(v.name, *timing, Text(speed, style=style), interval,
-                      *[_cell(case, v, col) for col in columns], mark)
+                      *[cell_text(case, v, col) for col in columns], mark)
     if skipped:
         table.caption = "\n".join(f"{v.name} skipped: {v.skipped}" for v in skipped)
         table.caption_justify = "left"
@@ -107,14 +107,14 @@ def case_table(case: CaseResult, columns: Iterable[str]) -> Table:
     return table
 
 
-def _rel(spread: float | None, center: float | None) -> str:
+def rel_spread(spread: float | None, center: float | None) -> str:
     """Spread relative to the median: unit-free and narrow."""
     if spread is None or not center:
         return "—"
     return f"{spread / center:.0%}"
 
 
-def _cell(case: CaseResult, v: VariantResult, col: str) -> str:
+def cell_text(case: CaseResult, v: VariantResult, col: str) -> str:
     if col in v.metrics:
         return fmt_metric(col, v.metrics[col])
     if col in v.counters or any(col in other.counters for other in case.variants.values()):

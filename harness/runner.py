@@ -264,15 +264,9 @@ def _run_case(
     runs: dict[str, VariantRun] = {}
     explains: dict[str, tuple[dict, ...]] = {}
     for v in runnable:
-        ctx = Context(case.params, opts.seed, opts.profile, components, counting=True, artifacts=artifacts)
-        unit = v.make(ctx)
-        with counting.count_queries(ctx.counters, keep_sql=v.explain) as qc:
-            results = [unit() for _ in range(case.units)]
-        _finish(ctx)
-        runs[v.name] = VariantRun(v.name, case.units, dict(ctx.counters), results, dict(ctx.metrics),
-                                  [s for s, _ in qc.statements])
+        runs[v.name], statements = counting_pass(v, case, opts, components, artifacts, keep_sql=v.explain)
         if v.explain:
-            explains[v.name] = tuple(counting.explain(sql, params) for sql, params in _distinct(qc.statements))
+            explains[v.name] = tuple(counting.explain(sql, params) for sql, params in distinct_sql(statements))
 
     # 2–4. timed, interleaved rounds
     timed: dict[str, Unit] = {}
@@ -338,7 +332,20 @@ def _run_case(
     return result
 
 
-def _distinct(statements: Sequence[tuple[str, Any]]) -> list[tuple[str, Any]]:
+def counting_pass(v: Variant, case: Case, opts: RunOptions, components: frozenset[str],
+                  artifacts: Path | None = None, keep_sql: bool = False) -> tuple[VariantRun, list]:
+    """One variant's untimed, instrumented pass: counters, results, metrics and (optionally) SQL."""
+    ctx = Context(case.params, opts.seed, opts.profile, components, counting=True, artifacts=artifacts)
+    unit = v.make(ctx)
+    with counting.count_queries(ctx.counters, keep_sql=keep_sql) as qc:
+        results = [unit() for _ in range(case.units)]
+    _finish(ctx)
+    run = VariantRun(v.name, case.units, dict(ctx.counters), results, dict(ctx.metrics),
+                     [s for s, _ in qc.statements])
+    return run, list(qc.statements)
+
+
+def distinct_sql(statements: Sequence[tuple[str, Any]]) -> list[tuple[str, Any]]:
     seen, out = set(), []
     for sql, params in statements:
         key = counting.normalize_sql(sql)

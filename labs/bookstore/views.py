@@ -24,3 +24,12 @@ def book_detail_fragment(request, pk: int):
 
 book_detail_cached = cache_page(PAGE_TTL_S, key_prefix="book")(book_detail)
 """The whole response cached by URL (0 queries on a hit)."""
+
+
+def index(request):
+    """A page of links to the lab's endpoints (what `labs serve` opens on)."""
+    links = [("/books/1/", "a book page (3 queries)"), ("/books/1/fragment/", "with {% cache %} around the extras"),
+             ("/books/1/cached/", "cache_page: the whole response cached"), ("/json", "JSON serialization"),
+             ("/db", "one random row"), ("/queries?queries=20", "20 random rows"), ("/fortunes", "template + sort"),
+             ("/cpu", "pure-Python CPU work"), ("/io", "a query plus 20 ms of upstream waiting")]
+    return render(request, "bookstore/index.html", {"links": links})

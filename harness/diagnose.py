@@ -1,0 +1,176 @@
+"""See why: the plans of a variant's SQL (`labs explain`) and where its time goes (`labs profile`).
+
+Both run the real variant on the real stack, outside any measured run: EXPLAIN ANALYZE executes
+the statements again, and the profiler slows the code it watches.
+"""
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rich.text import Text
+from rich.tree import Tree
+
+from harness import counters
+from harness.errors import unknown
+from harness.runner import RunOptions, counting_pass, distinct_sql
+from harness.scenario import Case, Context, Scenario, Variant
+
+
+def pick(scenario: Scenario, opts: RunOptions, variant: str | None, case: str | None) -> Iterator[tuple[Case, Variant]]:
+    """(case, variant) pairs to look at; names validated with suggestions."""
+    params = scenario.params_for(opts.profile, opts.params)
+    cases = list(scenario.cases(params))
+    if case is not None:
+        names = [c.name for c in cases]
+        if case not in names:
+            raise unknown(f"case of {scenario.name}", case, names)
+        cases = [c for c in cases if c.name == case]
+    if variant is not None:
+        known = scenario.variant_names(opts.profile)
+        if variant not in known:
+            raise unknown(f"variant of {scenario.name}", variant, known)
+    for c in cases:
+        for v in c.variants:
+            if variant is None or v.name == variant:
+                yield c, v
+
+
+@dataclass(frozen=True)
+class Explained:
+    case: str
+    variant: str
+    sql: str
+    plan: dict
+    """The JSON plan's root ("Plan") with ANALYZE timings and BUFFERS."""
+    calls: int
+
+
+def explain(scenario: Scenario, opts: RunOptions, components: frozenset[str], artifacts: Path,
+            variant: str | None = None, case: str | None = None) -> list[Explained]:
+    from django.db import connection
+
+    out = []
+    for c, v in pick(scenario, opts, variant, case):
+        _run, statements = counting_pass(v, c, opts, components, artifacts, keep_sql=True)
+        calls = Counter(counters.normalize_sql(sql) for sql, _ in statements)
+        for sql, params in distinct_sql(statements):
+            if not sql.lstrip().upper().startswith(("SELECT", "WITH", "UPDATE", "DELETE", "INSERT")):
+                continue
+            with connection.cursor() as cur:
+                if sql.lstrip().upper().startswith("SELECT") or sql.lstrip().upper().startswith("WITH"):
+                    cur.execute("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + sql, params)
+                else:  # never change data to explain it: plan only
+                    cur.execute("EXPLAIN (FORMAT JSON) " + sql, params)
+                raw = cur.fetchone()[0]
+            plan = (json.loads(raw) if isinstance(raw, str) else raw)[0]["Plan"]
+            out.append(Explained(c.name, v.name, counters.normalize_sql(sql), plan, calls[counters.normalize_sql(sql)]))
+    return out
+
+
+def _exclusive_ms(node: dict) -> float:
+    total = (node.get("Actual Total Time") or 0.0) * (node.get("Actual Loops") or 1)
+    children = sum((ch.get("Actual Total Time") or 0.0) * (ch.get("Actual Loops") or 1)
+                   for ch in node.get("Plans", ()))
+    return max(0.0, total - children)
+
+
+def _walk(node: dict) -> Iterator[dict]:
+    yield node
+    for child in node.get("Plans", ()):
+        yield from _walk(child)
+
+
+def plan_tree(item: Explained) -> Tree:
+    """The plan as a tree; the node that costs most (exclusive time, else cost) in bold red."""
+    nodes = list(_walk(item.plan))
+    timed = any(n.get("Actual Total Time") is not None for n in nodes)
+    key = _exclusive_ms if timed else (lambda n: n.get("Total Cost", 0.0))
+    worst = max(nodes, key=key)
+
+    def label(node: dict) -> Text:
+        parts = [node["Node Type"]]
+        for k in ("Index Name", "Relation Name", "Join Type", "Strategy"):
+            if node.get(k):
+                parts.append(f"{k.split()[0].lower()}={node[k]}")
+        stats = []
+        if timed:
+            stats.append(f"{_exclusive_ms(node):.3f} ms self")
+            stats.append(f"rows {node.get('Actual Rows', 0):g}×{node.get('Actual Loops', 1):g}")
+        else:
+            stats.append(f"cost {node.get('Total Cost')}")
+        if node.get("Shared Hit Blocks") is not None:
+            stats.append(f"buffers hit {node['Shared Hit Blocks']} read {node.get('Shared Read Blocks', 0)}")
+        if node.get("Filter"):
+            stats.append(f"filter {node['Filter']}")
+        if node.get("Index Cond"):
+            stats.append(f"cond {node['Index Cond']}")
+        text = Text(" ".join(parts), style="bold red" if node is worst else "bold")
+        text.append("  " + " · ".join(stats), style="red" if node is worst else "dim")
+        return text
+
+    def add(tree: Tree, node: dict) -> None:
+        branch = tree.add(label(node))
+        for child in node.get("Plans", ()):
+            add(branch, child)
+
+    root = Tree(Text(f"{item.case} · {item.variant} · ran {item.calls}×  ", style="cyan")
+                + Text(item.sql[:160] + ("…" if len(item.sql) > 160 else ""), style="dim"))
+    add(root, item.plan)
+    return root
+
+
+def profile(scenario: Scenario, opts: RunOptions, components: frozenset[str], out_dir: Path,
+            variant: str, case: str | None = None, seconds: float = 2.0) -> dict[str, Any]:
+    """Run the variant's timed unit under pyinstrument for ~`seconds`; write HTML, speedscope JSON and
+    the SQL it ran with timings. Returns the paths and a summary."""
+    from pyinstrument import Profiler
+    from pyinstrument.renderers import SpeedscopeRenderer
+
+    (c, v), *_ = list(pick(scenario, opts, variant, case)) or [(None, None)]
+    if c is None:
+        raise unknown(f"variant of {scenario.name}", variant, scenario.variant_names(opts.profile))
+    ctx = Context(c.params, opts.seed, opts.profile, components, counting=False, artifacts=out_dir)
+    unit = v.make(ctx)
+    unit()  # warm
+    sql_times: dict[str, list[float]] = {}
+
+    def timed_sql(execute, sql, params, many, context):
+        t0 = time.perf_counter()
+        try:
+            return execute(sql, params, many, context)
+        finally:
+            sql_times.setdefault(counters.normalize_sql(sql), []).append(time.perf_counter() - t0)
+
+    from django.db import connection
+
+    profiler = Profiler(interval=0.0005)
+    calls = 0
+    end = time.perf_counter() + seconds
+    with connection.execute_wrapper(timed_sql):
+        profiler.start()
+        while time.perf_counter() < end or calls == 0:
+            unit()
+            calls += 1
+        profiler.stop()
+    close = ctx.state.pop("close", None)
+    if close:
+        close()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stem = f"profile-{scenario.name}-{c.name}-{v.name}".replace("/", "_").replace("=", "-")
+    html_path = out_dir / f"{stem}.html"
+    html_path.write_text(profiler.output_html())
+    speedscope = out_dir / f"{stem}.speedscope.json"
+    speedscope.write_text(profiler.output(renderer=SpeedscopeRenderer()))
+    rows = sorted(((sum(ts), len(ts), sql) for sql, ts in sql_times.items()), reverse=True)
+    sql_path = out_dir / f"{stem}.sql.txt"
+    sql_path.write_text("".join(f"{total * 1000:10.2f} ms total  {n:6d} calls  {total / n * 1000:8.3f} ms avg  {sql}\n"
+                                for total, n, sql in rows))
+    return {"html": html_path, "speedscope": speedscope, "sql": sql_path, "units": calls,
+            "text": profiler.output_text(unicode=True, color=False, show_all=False),
+            "top_sql": rows[:5], "case": c.name, "variant": v.name}
