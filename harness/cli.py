@@ -282,8 +282,8 @@ def _check_stack_kind(kind: str) -> None:
         raise unknown("stack for `labs stack`", kind, ["embedded", "docker"])
 
 
-@app.command()
-def report(
+@app.command("report")
+def report_cmd(
     run_ref: Annotated[str, typer.Argument(metavar="RUN_ID|latest|previous|FILE", help="Which run.")] = "latest",
     fmt: Annotated[str, typer.Option("--format", "-f", help="html (self-contained), md or png.")] = "html",
     output: Annotated[Optional[Path], typer.Option("--out", "-o", help="Where to write (default: beside the result).")] = None,
@@ -320,8 +320,10 @@ def report(
         webbrowser.open(target.resolve().as_uri())
 
 
-def _on_stack(scenario_name: str, stack: str, profile: str, params: list[str] | None, fn):
-    """Open the stack, configure Django, seed the scenario, call fn(scenario, opts, info, artifacts)."""
+def _on_stack(scenario_name: str, stack: str, profile: str, params: list[str] | None, fn,
+              variant: str | None = None, case: str | None = None):
+    """Validate names, then open the stack, configure Django, seed the scenario and call
+    fn(scenario, opts, info, artifacts)."""
     from harness import djangoenv
     from harness.runner import RunOptions, new_run_id
     from harness.scenario import Context
@@ -333,6 +335,10 @@ def _on_stack(scenario_name: str, stack: str, profile: str, params: list[str] | 
     overrides = _parse_params(params or [])
     sc.params_for(profile, overrides)
     opts = RunOptions((sc.name,), profile, (), stack, "results", 42, overrides)
+    from harness import diagnose
+
+    if not list(diagnose.pick(sc, opts, variant, case)):  # bad names fail here, before any server starts
+        raise UsageError(f"variant {variant!r} is not in case {case!r} of {sc.name}")
     signal.signal(signal.SIGTERM, _sigterm_to_interrupt)
     try:
         with err.status(f"starting the {stack} stack and seeding {sc.name}…"), provider(stack).open() as info:
@@ -349,8 +355,8 @@ def _on_stack(scenario_name: str, stack: str, profile: str, params: list[str] | 
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
-@app.command()
-def explain(
+@app.command("explain")
+def explain_cmd(
     scenario: Annotated[str, typer.Argument(help="Scenario name.")],
     variant: Annotated[Optional[str], typer.Option(help="Only this variant.")] = None,
     case: Annotated[Optional[str], typer.Option(help="Only this case (e.g. books=50).")] = None,
@@ -363,7 +369,7 @@ def explain(
 
     try:
         items = _on_stack(scenario, stack, profile, param, lambda sc, opts, info, art: diagnose.explain(
-            sc, opts, info.components, art, variant, case))
+            sc, opts, info.components, art, variant, case), variant, case)
     except LabsError as exc:
         _fail(exc)
     except KeyboardInterrupt:
@@ -390,7 +396,7 @@ def profile_cmd(
 
     try:
         res = _on_stack(scenario, stack, profile, param, lambda sc, opts, info, art: diagnose.profile(
-            sc, opts, info.components, out_dir, variant, case, seconds))
+            sc, opts, info.components, out_dir, variant, case, seconds), variant, case)
     except LabsError as exc:
         _fail(exc)
     except KeyboardInterrupt:
@@ -604,8 +610,8 @@ def baseline_list(results_dir: Annotated[Path, typer.Option(help="Where result f
                                                         f"{(r.env.get('git_sha') or '?')[:7]})" for r in results))
 
 
-@app.command()
-def history(
+@app.command("history")
+def history_cmd(
     scenario: Annotated[str, typer.Argument(help="Scenario name.")],
     metric: Annotated[str, typer.Option(help="time, ratio, or a counter (queries, cache_hits...).")] = "time",
     case: Annotated[Optional[str], typer.Option(help="Only this case (e.g. books=200).")] = None,

@@ -148,10 +148,12 @@ def run_scenario(
         cases = list(scenario.cases(params))
         t0 = time.perf_counter()
         for index, case in enumerate(cases):
+            assert_stack_alive(stack)
             case = _filter_case(case, chosen)
             done.append(_run_case(scenario.name, case, index, len(cases), opts, components, budget,
                                   progress, clock, Path(opts.results_dir) / run_id))
         timings["measure_s"] = time.perf_counter() - t0
+        assert_stack_alive(stack)
     except KeyboardInterrupt:
         _teardown(scenario)
         if on_partial:
@@ -183,6 +185,25 @@ def run_scenario(
         result = replace(result, lesson=tuple(scenario.summarize(result)))
     progress(ProgressEvent(scenario.name, "done"))
     return result
+
+
+SERVICE_NAMES = {"postgres": "PostgreSQL", "redis": "Redis/Valkey", "memcached": "memcached", "pgbouncer": "PgBouncer"}
+
+
+def assert_stack_alive(stack: StackInfo) -> None:
+    """Every service of the stack still accepts TCP connections, or a StackError naming it.
+
+    Load scenarios would otherwise record a dead database as a slow, failing variant."""
+    import urllib.parse
+
+    from harness.stack import procs
+
+    for component, url in stack.urls.items():
+        parts = urllib.parse.urlsplit(url)
+        if parts.hostname and parts.port and not procs.port_open(parts.port, parts.hostname, timeout_s=2.0):
+            raise StackError(f"{SERVICE_NAMES.get(component, component)} is not answering any more "
+                             f"({parts.hostname}:{parts.port}): it died or was stopped during the run",
+                             hint="check its log; `labs stack status` shows a warm stack")
 
 
 def _teardown(scenario: Scenario) -> None:

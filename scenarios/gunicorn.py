@@ -16,6 +16,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
+from harness.errors import StackError
 from harness.http import EXPECTED_FACTS, Server, ServerConfig, verify
 from harness.loadgen import LoadGenerator
 from harness.scenario import Case, Check, Context, Scenario, Variant, metric_check, same_result_as
@@ -115,6 +116,8 @@ def _load_variant(config: ServerConfig, endpoint: str):
         def unit() -> float:
             cpu0 = server.cpu_s()
             b = gen.burst(server.url, paths, p["users"], p["burst_s"], p["max_requests_per_burst"])
+            if not server.alive():  # a dead server is a stack failure, not a slow variant
+                raise StackError(f"gunicorn ({config.name}) died during the run; its log: {server.log_path}")
             b["server_cpu"] = round((server.cpu_s() - cpu0) / b["duration_s"], 3) if b["duration_s"] else 0.0
             pids_seen.update(server.worker_pids())
             bursts.append(b)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import statistics
 import threading
 import time
@@ -23,9 +24,11 @@ import urllib.parse
 from pathlib import Path
 from typing import Any
 
+from harness.errors import StackError
 from harness.http import Server, ServerConfig, get
 from harness.loadgen import LoadGenerator
 from harness.scenario import Case, Check, Context, Scenario, Variant, metric_check, same_result_as
+from harness.stack import embedded
 from harness.stack.pgbouncer import PgBouncer
 
 ROLES = ("lab_no_pool", "lab_persistent", "lab_django_pool", "lab_pgb_tx", "lab_pgb_session", "lab_limited")
@@ -47,8 +50,12 @@ def _bouncer(ctx: Context, mode: str) -> PgBouncer:
     key = f"pgb_{mode}"
     if key not in _SHARED:
         role = "lab_pgb_tx" if mode == "transaction" else "lab_pgb_session"
-        b = PgBouncer(ctx.artifacts_dir() / f"pgbouncer-{mode}", os.environ["DATABASE_URL"], mode,
-                      ctx.params["bouncer_pool"], {"perflab": role, "limited": LIMITED})
+        # its files live in the runtime dir: PgBouncer runs as the service user, who may not be
+        # able to reach the results folder (a checkout under /root); the log is copied there at the end
+        workdir = embedded.runtime_dir() / f"pgbouncer-{mode}-{os.getpid()}"
+        b = PgBouncer(workdir, os.environ["DATABASE_URL"], mode, ctx.params["bouncer_pool"],
+                      {"perflab": role, "limited": LIMITED})
+        _SHARED[f"{key}_artifacts"] = ctx.artifacts_dir()
         b.start()
         _SHARED[key] = b
     return _SHARED[key]
@@ -72,6 +79,16 @@ def _server_config(name: str, ctx: Context) -> ServerConfig:
         # cheaply, to PgBouncer (persistent client sessions would pin the small pool for good)
         env.update(DATABASE_URL=_bouncer(ctx, "session").url("perflab", "lab_pgb_session"))
     return ServerConfig(f"pool-{name}", "gthread", p["workers"], threads=p["threads"], env=env)
+
+
+def _assert_alive(server: Server) -> None:
+    """A dead server or PgBouncer stops the run (exit 3), naming it; it is not a slow variant."""
+    if not server.alive():
+        raise StackError(f"gunicorn ({server.config.name}) died during the run; its log: {server.log_path}")
+    for mode in ("transaction", "session"):
+        b = _SHARED.get(f"pgb_{mode}")
+        if b is not None and (b.proc is None or b.proc.poll() is not None):
+            raise StackError(f"PgBouncer ({mode} mode) died during the run; its log: {b.workdir / 'pgbouncer.log'}")
 
 
 ROLE_OF = {"no_pool": "lab_no_pool", "persistent": "lab_persistent", "django_pool": "lab_django_pool",
@@ -139,6 +156,7 @@ def _http_variant(name: str):
             s0 = sampler.sessions()
             with sampler:
                 b = gen.burst(server.url, [("/db", 1)], p["users"], p["burst_s"])
+            _assert_alive(server)
             time.sleep(0.6)  # PostgreSQL flushes session statistics when backends exit
             b["sessions_per_request"] = (sampler.sessions() - s0) / b["requests"] if b["requests"] else None
             b["server_conns"] = sampler.peak
@@ -202,6 +220,10 @@ def _crowd_variant(name: str):
                 t.start()
             for t in threads:
                 t.join()
+            if name.startswith("pgbouncer"):
+                b = _SHARED.get(f"pgb_{'transaction' if 'transaction' in name else 'session'}")
+                if b is None or b.proc is None or b.proc.poll() is not None:
+                    raise StackError(f"PgBouncer died during the run ({name})")
             return sum(1 for x in out if x is not None)
 
         if ctx.counting and name == "pgbouncer_transaction":
@@ -292,12 +314,19 @@ def setup(ctx: Context) -> None:
 
 
 def teardown() -> None:
-    for key in list(_SHARED):
-        obj = _SHARED.pop(key)
-        if isinstance(obj, (Server, PgBouncer)):
+    for key, obj in list(_SHARED.items()):
+        if isinstance(obj, Server):
             obj.stop()
+        elif isinstance(obj, PgBouncer):
+            obj.stop()
+            artifacts = _SHARED.get(f"{key}_artifacts")
+            log = obj.workdir / "pgbouncer.log"
+            if artifacts is not None and log.exists():
+                shutil.copy(log, artifacts / f"{key}.log")
+            shutil.rmtree(obj.workdir, ignore_errors=True)
         elif isinstance(obj, LoadGenerator):
             obj.close()
+    _SHARED.clear()
 
 
 def summarize(result) -> list[str]:

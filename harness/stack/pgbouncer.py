@@ -44,6 +44,9 @@ class PgBouncer:
         dbname = pg.path.lstrip("/") or "perflab"
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.workdir.chmod(0o755)
+        if not procs.user_can_traverse(self.workdir, user):
+            raise StackError(f"PgBouncer's user {user.name if user else '?'} cannot reach {self.workdir}",
+                             hint="keep run artifacts under a world-traversable directory")
         roles = self.databases or {dbname: pg.username or "postgres"}
         (self.workdir / "userlist.txt").write_text("".join(f'"{r}" ""\n' for r in {*roles.values(), "postgres"}))
         log = self.workdir / "pgbouncer.log"
