@@ -464,6 +464,28 @@ def serve(
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
+@app.command("export")
+def export_cmd(
+    run_ref: Annotated[str, typer.Argument(metavar="RUN_ID|latest|previous|FILE", help="Which run.")] = "latest",
+    fmt: Annotated[str, typer.Option("--format", "-f", help="pytest-benchmark (its JSON layout).")] = "pytest-benchmark",
+    output: Annotated[Optional[Path], typer.Option("--out", "-o", help="Where to write (default: stdout).")] = None,
+    results_dir: Annotated[Path, typer.Option(help="Where result files are.")] = Path("results"),
+) -> None:
+    """Export a run for other tools: pytest-benchmark's JSON (read by `pytest-benchmark compare` and Bencher)."""
+    try:
+        if fmt != "pytest-benchmark":
+            raise unknown("export format", fmt, ["pytest-benchmark"])
+        result = store.load(store.resolve(run_ref, results_dir))
+        text = json.dumps(store.to_pytest_benchmark(result), indent=2, default=str)
+        if output is None:
+            sys.stdout.write(text + "\n")
+        else:
+            output.write_text(text)
+            out.print(str(output))
+    except LabsError as exc:
+        _fail(exc)
+
+
 @stack_app.command("up")
 def stack_up(stack: StackOpt = "embedded") -> None:
     """Start the embedded stack in the background and keep it (state in the runtime dir)."""
