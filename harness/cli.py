@@ -486,6 +486,229 @@ def export_cmd(
         _fail(exc)
 
 
+workshop_app = typer.Typer(help="Hands-on exercises: fix slow code, then `labs check N`.", no_args_is_help=True)
+app.add_typer(workshop_app, name="workshop")
+
+
+@workshop_app.command("list")
+def workshop_list() -> None:
+    """The exercises and your progress."""
+    from harness import workshop as ws
+
+    progress = ws.load_progress()
+    table = Table(title="workshop exercises", title_justify="left")
+    for col in ("#", "exercise", "goal", "status", "attempts"):
+        table.add_column(col)
+    for ex in ws.EXERCISES.values():
+        entry = progress.get(str(ex.number), {})
+        status = entry.get("status", "not started")
+        style = {"passed": "green", "failing": "yellow"}.get(status, "dim")
+        table.add_row(str(ex.number), ex.title, ex.goal, f"[{style}]{status}[/{style}]", str(entry.get("attempts", 0)))
+    out.print(table)
+    out.print("[dim]start with: labs workshop start 1[/dim]")
+
+
+@workshop_app.command("start")
+def workshop_start(number: Annotated[int, typer.Argument(help="Exercise number.")]) -> None:
+    """What to do, where the code is, and the budget to meet."""
+    from harness import workshop as ws
+
+    try:
+        ex = ws.get(number)
+    except LabsError as exc:
+        _fail(exc)
+    entry = ws.record(number, status=ws.load_progress().get(str(number), {}).get("status", "started")
+                      if ws.load_progress().get(str(number), {}).get("status") == "passed" else "started")
+    files = "\n".join(f"  labs/workshop/{f}" for f in ex.files)
+    out.print(f"[bold]Exercise {ex.number}: {ex.title}[/bold]\n\nEdit:\n{files}\n\n[bold]Goal:[/bold] {ex.goal}\n")
+    first = (ws.WORKSHOP / ex.files[0]).read_text().split('"""')[1].strip()
+    out.print(first, markup=False, highlight=False)
+    out.print(f"\n[dim]status: {entry['status']} · check: labs check {number} · stuck: labs workshop hint {number}[/dim]")
+
+
+@workshop_app.command("hint")
+def workshop_hint(number: Annotated[int, typer.Argument(help="Exercise number.")]) -> None:
+    """The next hint (each call reveals one more)."""
+    from harness import workshop as ws
+
+    try:
+        ex = ws.get(number)
+    except LabsError as exc:
+        _fail(exc)
+    entry = ws.load_progress().get(str(number), {})
+    shown = min(entry.get("hints", 0) + 1, len(ex.hints))
+    ws.record(number, hints=shown)
+    for i, hint in enumerate(ex.hints[:shown], 1):
+        out.print(f"[yellow]hint {i}/{len(ex.hints)}:[/yellow] {hint}")
+
+
+@workshop_app.command("solution")
+def workshop_solution(
+    number: Annotated[int, typer.Argument(help="Exercise number.")],
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask.")] = False,
+) -> None:
+    """Show the reference solution (asks first: it spoils the exercise)."""
+    from rich.syntax import Syntax
+
+    from harness import workshop as ws
+
+    try:
+        ex = ws.get(number)
+        if not yes and not _confirm(f"Show the solution of exercise {number}? It spoils the fun"):
+            raise UsageError("not shown", hint="pass --yes to skip the question")
+    except LabsError as exc:
+        _fail(exc)
+    for path in ex.solution_files():
+        out.print(f"[bold]{path}[/bold]")
+        out.print(Syntax(path.read_text(), "python", line_numbers=False))
+
+
+def _confirm(question: str) -> bool:
+    if not sys.stdin.isatty():
+        return False  # never destroy or spoil anything without an answer
+    return typer.confirm(question, default=False)
+
+
+@workshop_app.command("reset")
+def workshop_reset(
+    number: Annotated[int, typer.Argument(help="Exercise number.")],
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask.")] = False,
+) -> None:
+    """Restore the original exercise files (yours are kept as .bak files; asks first)."""
+    from harness import workshop as ws
+
+    try:
+        ex = ws.get(number)
+        changed = ws.modified(ex)
+        if not changed:
+            out.print(f"exercise {number} is already in its original state")
+            return
+        if not yes and not _confirm(f"Replace your changes to {', '.join(changed)} with the original?"):
+            raise UsageError("nothing changed", hint="pass --yes to reset without the question")
+        backups = ws.reset(ex)
+        ws.record(number, status="not started", attempts=0, hints=0)
+    except LabsError as exc:
+        _fail(exc)
+    for b in backups:
+        out.print(f"your version is kept as {b}")
+    out.print(f"exercise {number} restored")
+
+
+@workshop_app.command("makemigrations")
+def workshop_makemigrations() -> None:
+    """Create the migration for your changes to labs/workshop/models.py (exercise 2)."""
+    import subprocess
+
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "labs.settings"}
+    done = subprocess.run([sys.executable, "-m", "django", "makemigrations", "workshop"], env=env,
+                          capture_output=True, text=True)
+    out.print((done.stdout + done.stderr).strip(), markup=False, highlight=False)
+    raise typer.Exit(0 if done.returncode == 0 else 2)
+
+
+@app.command("check")
+def check_cmd(
+    number: Annotated[int, typer.Argument(help="Exercise number.")],
+    stack: Annotated[str, typer.Option(help="embedded or external.")] = "embedded",
+) -> None:
+    """Measure your code for exercise N against the original, on the real stack: pass, or the next hint."""
+    from harness import djangoenv
+    from harness import workshop as ws
+    from harness.stack import provider
+
+    try:
+        ex = ws.get(number)
+        signal.signal(signal.SIGTERM, _sigterm_to_interrupt)
+        with err.status(f"checking exercise {number} on the {stack} stack…"), provider(stack).open() as info:
+            djangoenv.setup(info)
+            verdict = ws.run_check(ex, info)
+    except KeyboardInterrupt:
+        raise typer.Exit(EXIT_INTERRUPTED)
+    except LabsError as exc:
+        _fail(exc)
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    if verdict.result is not None:
+        report.terminal(verdict.result, out)
+    entry = ws.load_progress().get(str(number), {})
+    attempts = entry.get("attempts", 0) + 1
+    if verdict.passed:
+        ws.record(number, status="passed", attempts=attempts)
+        out.print(f"[bold green]PASS[/bold green] exercise {number}: {verdict.summary}")
+        nxt = number + 1 if number + 1 in ws.EXERCISES else None
+        if nxt:
+            out.print(f"[dim]next: labs workshop start {nxt}[/dim]")
+        raise typer.Exit(EXIT_OK)
+    ws.record(number, status="failing", attempts=attempts)
+    out.print(f"[bold red]NOT YET[/bold red] exercise {number}: {verdict.summary}")
+    for d in verdict.details:
+        out.print(f"  [red]✗[/red] {d}")
+    hint = ex.hints[min(attempts - 1, len(ex.hints) - 1)]
+    out.print(f"[yellow]hint:[/yellow] {hint}")
+    raise typer.Exit(EXIT_CHECK_FAILED)
+
+
+@app.command()
+def doctor() -> None:
+    """Is this machine ready for the lab? Python, packages, the embedded stack, disk, ports, binaries."""
+    import importlib.util
+    import shutil as sh
+
+    from harness.stack import embedded, pgbouncer, procs
+
+    rows: list[tuple[str, bool, str, str]] = []
+
+    def add(what: str, ok: bool, detail: str, fix: str = "", required: bool = True) -> None:
+        rows.append((what, ok, detail, fix if not ok else "", required))
+
+    add("Python ≥ 3.11", sys.version_info >= (3, 11), sys.version.split()[0], "install Python 3.11 or newer")
+    for mod in ("django", "psycopg", "redis", "rich", "numpy", "matplotlib", "locust", "gunicorn"):
+        # find_spec, not import: importing locust would monkeypatch this process with gevent
+        found = importlib.util.find_spec(mod) is not None
+        add(f"package {mod}", found, "installed" if found else "missing", "pip install -e .")
+    try:
+        bindir = embedded._pg_bindir_candidates()
+        add("PostgreSQL binaries", bool(bindir), str(bindir[0]) if bindir else "not found", embedded.INSTALL_PG)
+    except LabsError as exc:
+        add("PostgreSQL binaries", False, exc.message, exc.hint or "")
+    try:
+        add("Valkey/Redis binary", True, str(embedded.valkey_binary()))
+    except LabsError as exc:
+        add("Valkey/Redis binary", False, exc.message, exc.hint or "")
+    add("memcached (optional)", embedded.memcached_binary() is not None, "found" if embedded.memcached_binary()
+        else "not found", "apt-get install memcached / brew install memcached", required=False)
+    add("pgbouncer (optional)", pgbouncer.binary() is not None, "found" if pgbouncer.binary() else "not found",
+        pgbouncer.INSTALL, required=False)
+    free = sh.disk_usage(embedded.runtime_dir()).free / 2**30
+    add("disk space", free > 2, f"{free:.1f} GiB free in {embedded.runtime_dir()}", "free at least 2 GiB")
+    try:
+        port = procs.free_port()
+        add("loopback ports", True, f"127.0.0.1:{port} free")
+    except OSError as exc:
+        add("loopback ports", False, str(exc), "check the loopback interface")
+    if all(ok for _w, ok, _d, _f, req in rows if req and _w.endswith(("binaries", "binary"))):
+        t0 = time.perf_counter()
+        try:
+            from harness.stack import provider
+
+            with provider("embedded").open() as info:
+                ok = {"postgres", "redis"} <= set(info.urls)
+            add("embedded stack boots", ok, f"PostgreSQL + Valkey up and down in {time.perf_counter() - t0:.1f} s")
+        except LabsError as exc:
+            add("embedded stack boots", False, exc.message.splitlines()[0], exc.hint or "see the message above")
+    table = Table(title="labs doctor", title_justify="left")
+    for col in ("check", "", "detail", "what to do"):
+        table.add_column(col)
+    for what, ok, detail, fix, required in rows:
+        mark = "[green]✓[/green]" if ok else ("[red]✗[/red]" if required else "[yellow]–[/yellow]")
+        table.add_row(what, mark, detail, fix)
+    out.print(table)
+    ready = all(ok for _w, ok, _d, _f, req in rows if req)
+    out.print("[bold green]ready[/bold green]: labs run caching" if ready else
+              "[bold red]not ready[/bold red]: fix the ✗ rows above")
+    raise typer.Exit(0 if ready else 3)
+
+
 @stack_app.command("up")
 def stack_up(stack: StackOpt = "embedded") -> None:
     """Start the embedded stack in the background and keep it (state in the runtime dir)."""

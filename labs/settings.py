@@ -43,6 +43,7 @@ INSTALLED_APPS = [
     "django.contrib.contenttypes",
     "django.contrib.postgres",
     "labs.bookstore",
+    "labs.workshop",
 ]
 MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
