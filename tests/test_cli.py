@@ -79,6 +79,14 @@ def test_show_corrupted_file(tmp_path):
     assert "corrupted" in result.output and "Traceback" not in result.output
 
 
+def _cmdline(p: psutil.Process) -> str:
+    """A process's command line, or "" for one that exited (a zombie has none to read)."""
+    try:
+        return " ".join(p.cmdline())
+    except psutil.Error:
+        return ""
+
+
 def _labs(*args: str, **kw) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "harness.cli", *args], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, **kw)
@@ -111,20 +119,25 @@ def test_interrupt_stops_every_child_and_marks_result_incomplete(tmp_path, runti
                  "--results-dir", str(tmp_path), start_new_session=True)
     children: set[int] = set()
     deadline = time.monotonic() + 60
-    # wait until the stack is up and measuring has begun (postgres + valkey are children)
-    while time.monotonic() < deadline:
-        try:
-            kids = psutil.Process(proc.pid).children(recursive=True)
-        except psutil.NoSuchProcess:
-            break
-        children |= {k.pid for k in kids}
-        if len(kids) >= 2 and any("postgres" in " ".join(k.cmdline()) for k in kids if k.is_running()):
-            time.sleep(3.0)  # past boot and seeding, into the measured rounds
-            children |= {k.pid for k in psutil.Process(proc.pid).children(recursive=True)}
-            break
-        time.sleep(0.1)
-    proc.send_signal(sig)
-    out, err = proc.communicate(timeout=30)
+    try:
+        # wait until the stack is up and measuring has begun (postgres + valkey are children)
+        while time.monotonic() < deadline:
+            try:
+                kids = psutil.Process(proc.pid).children(recursive=True)
+            except psutil.NoSuchProcess:
+                break
+            children |= {k.pid for k in kids}
+            if len(kids) >= 2 and any("postgres" in _cmdline(k) for k in kids):
+                time.sleep(3.0)  # past boot and seeding, into the measured rounds
+                children |= {k.pid for k in psutil.Process(proc.pid).children(recursive=True)}
+                break
+            time.sleep(0.1)
+        proc.send_signal(sig)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
     assert proc.returncode == 130, err
     assert "Traceback" not in err
     assert "interrupted" in err

@@ -17,8 +17,9 @@ pytestmark = pytest.mark.stack
 
 
 def _gunicorns() -> list[psutil.Process]:
-    me = psutil.Process()
-    return [p for p in me.children(recursive=True) if "gunicorn" in " ".join(p.cmdline())]
+    from tests.test_cli import _cmdline
+
+    return [p for p in psutil.Process().children(recursive=True) if "gunicorn" in _cmdline(p)]
 
 
 @pytest.fixture(scope="module")

@@ -56,7 +56,9 @@ def test_transaction_mode_needs_prepare_threshold_none(result):
 def test_no_server_left_behind(result):
     import psutil
 
-    names = [" ".join(p.cmdline()) for p in psutil.Process().children(recursive=True)]
+    from tests.test_cli import _cmdline
+
+    names = [_cmdline(p) for p in psutil.Process().children(recursive=True)]
     assert not [n for n in names if "gunicorn" in n or "pgbouncer" in n]
 
 
