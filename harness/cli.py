@@ -59,24 +59,38 @@ def list_cmd(
     try:
         prov = provider(stack)
         reason = prov.available()
-        have = {"postgres", "redis"} if stack == "embedded" else {
+        from harness.stack import startable
+
+        have = {"postgres", "redis", *startable()} if stack == "embedded" else {
             c for c, v in (("postgres", "DATABASE_URL"), ("redis", "REDIS_URL"), ("memcached", "MEMCACHED_URL"),
                            ("pgbouncer", "PGBOUNCER_URL")) if os.environ.get(v)}
         if stack == "embedded" and embedded.memcached_binary() is not None:
             have.add("memcached")
         table = Table(title=f"scenarios ({stack} stack)", title_justify="left")
-        for col in ("name", "title", "needs", "optional", "available"):
+        for col in ("name", "title", "needs", "optional", "available", "from"):
             table.add_column(col)
+        broken = []
         for name in registry.names():
-            sc = registry.get(name)
+            try:
+                sc = registry.get(name)
+            except registry.ScenarioLoadError as exc:
+                broken.append(exc)
+                table.add_row(name, "[red]cannot load[/red]", "", "", f"[red]{exc.message}[/red]",
+                              registry.origin(name))
+                continue
             missing = sorted(sc.requires - have)
             avail = f"[red]no: {reason}[/red]" if reason else (
                 f"[red]no: needs {', '.join(missing)}[/red]" if missing else "[green]yes[/green]")
             opt_missing = sorted(sc.optional - have)
             if not reason and not missing and opt_missing:
                 avail += f" [yellow](without {', '.join(opt_missing)})[/yellow]"
-            table.add_row(name, sc.title, ", ".join(sorted(sc.requires)), ", ".join(sorted(sc.optional)) or "—", avail)
+            origin_text = registry.origin(name)
+            table.add_row(name, sc.title, ", ".join(sorted(sc.requires)), ", ".join(sorted(sc.optional)) or "—", avail,
+                          origin_text if origin_text == "built-in" else os.path.relpath(origin_text)
+                          if os.path.exists(origin_text) else origin_text)
         out.print(table)
+        for problem in registry.registry().problems:
+            err.print(f"[yellow]warning:[/yellow] {problem}", highlight=False)
     except LabsError as exc:
         _fail(exc)
 
@@ -104,11 +118,14 @@ def run(
     param: Annotated[Optional[list[str]], typer.Option("--param", help="Override a scenario parameter: NAME=VALUE.")] = None,
     no_lesson: Annotated[bool, typer.Option("--no-lesson", help="Do not print the lesson text.")] = False,
     no_chart: Annotated[bool, typer.Option("--no-chart", help="Do not write the PNG chart beside the result.")] = False,
+    django_settings: Annotated[Optional[str], typer.Option(
+        help="Measure your own Django project: its settings module (default: django_settings in labs.toml).")] = None,
 ) -> None:
     """Run scenarios: verify every variant, time them in interleaved rounds, save and show the result."""
     from harness.runner import RunOptions
 
     try:
+        django_settings = django_settings or registry.registry().config.django_settings
         if profile not in PROFILES:
             raise unknown("profile", profile, PROFILES)
         chosen = registry.resolve(scenarios)
@@ -126,7 +143,10 @@ def run(
             for name in wanted:
                 if name not in known:
                     raise unknown("variant", name, known)
-        opts = RunOptions(tuple(sc.name for sc in chosen), profile, wanted, stack, str(results_dir), seed, params)
+        for problem in registry.registry().problems:
+            err.print(f"[yellow]warning:[/yellow] {problem}", highlight=False)
+        opts = RunOptions(tuple(sc.name for sc in chosen), profile, wanted, stack, str(results_dir), seed, params,
+                          django_settings=django_settings)
         code, _ = _run(chosen, opts, json_out, not no_lesson, chart=not no_chart)
     except LabsError as exc:
         _fail(exc)
@@ -159,10 +179,12 @@ def _run(chosen, opts, json_out: bool, show_lesson: bool, chart: bool = True,
             with prov.open() as info:
                 stack_s = time.perf_counter() - t0
                 progress.update(boot, description="migrating…")
-                djangoenv.setup(info)
+                djangoenv.setup(info, opts.django_settings)
                 describe = info.describe()
                 describe["versions"] = {**describe["versions"], **djangoenv.database_versions()}
                 env = envinfo.collect(describe)
+                if opts.django_settings:
+                    env["django_settings"] = opts.django_settings  # a user's project, not the lab's
                 progress.remove_task(boot)
 
                 def run_some(scenarios) -> list:
@@ -707,6 +729,50 @@ def doctor() -> None:
     out.print("[bold green]ready[/bold green]: labs run caching" if ready else
               "[bold red]not ready[/bold red]: fix the ✗ rows above")
     raise typer.Exit(0 if ready else 3)
+
+
+new_app = typer.Typer(help="Create things: a scenario skeleton.", no_args_is_help=True)
+app.add_typer(new_app, name="new")
+
+
+@new_app.command("scenario")
+def new_scenario(
+    name: Annotated[str, typer.Argument(help="Scenario name (lowercase, digits, underscores).")],
+    directory: Annotated[Path, typer.Option("--dir", help="Where to write it (added to labs.toml).")] = Path("perf_scenarios"),
+    title: Annotated[Optional[str], typer.Option(help="One-line title.")] = None,
+) -> None:
+    """Write a documented, runnable scenario skeleton (variants, a check, a lesson, a test)."""
+    import re
+
+    try:
+        if not re.fullmatch(r"[a-z][a-z0-9_]{1,40}", name):
+            raise UsageError(f"bad scenario name {name!r}: lowercase letters, digits and underscores, "
+                             "starting with a letter")
+        if name in registry.names():
+            raise UsageError(f"a scenario named {name!r} exists already ({registry.origin(name)})")
+        files = {directory / f"{name}.py": "scenario.py.tmpl", directory / f"{name}.md": "scenario.md.tmpl",
+                 directory / f"test_{name}.py": "test_scenario.py.tmpl"}
+        for path in files:
+            if path.exists():
+                raise UsageError(f"{path} exists already: not overwriting it")
+        directory.mkdir(parents=True, exist_ok=True)
+        templates = Path(__file__).parent / "templates"
+        for path, template in files.items():
+            text = (templates / template).read_text()
+            path.write_text(text.replace("__NAME__", name).replace("__TITLE__", title or name.replace("_", " ").capitalize())
+                            .replace("__DIR__", str(directory)))
+            out.print(f"wrote {path}")
+        config = registry.find_config()
+        wanted = directory.resolve()
+        if config.path is None:
+            Path("labs.toml").write_text(f'# Perf Lab project config\nscenario_paths = ["{directory.as_posix()}"]\n'
+                                         '# django_settings = "yourproject.settings"\n')
+            out.print("wrote labs.toml")
+        elif wanted not in [p.resolve() for p in config.scenario_paths]:
+            out.print(f"[yellow]add {directory.as_posix()!r} to scenario_paths in {config.path}[/yellow]")
+    except LabsError as exc:
+        _fail(exc)
+    out.print(f"next: labs run {name}")
 
 
 @stack_app.command("up")

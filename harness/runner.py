@@ -65,6 +65,8 @@ class RunOptions:
     params: Mapping[str, str] = field(default_factory=dict)
     budget: Budget | None = None
     """Overrides the profile's budget (tests use tiny budgets)."""
+    django_settings: str | None = None
+    """A user's Django settings module to measure instead of the lab's own project."""
 
 
 @dataclass(frozen=True)
