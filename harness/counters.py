@@ -54,6 +54,22 @@ def normalize_sql(sql: str) -> str:
     return re.sub(r"\s+", " ", sql).strip()
 
 
+def walk_plan(root: dict) -> tuple[list[str], list[str]]:
+    """(node types, index names) of a JSON plan tree, depth first."""
+    nodes: list[str] = []
+    indexes: list[str] = []
+
+    def walk(node: dict) -> None:
+        nodes.append(node["Node Type"])
+        if node.get("Index Name"):
+            indexes.append(node["Index Name"])
+        for child in node.get("Plans", ()):
+            walk(child)
+
+    walk(root)
+    return nodes, indexes
+
+
 def explain(sql: str, params: Any, using: str = "default") -> dict:
     """EXPLAIN (FORMAT JSON) of one statement: top node, the scan nodes, indexes, cost."""
     from django.db import connections
@@ -66,16 +82,7 @@ def explain(sql: str, params: Any, using: str = "default") -> dict:
 
         plan = json.loads(plan)
     root = plan[0]["Plan"]
-    nodes, indexes = [], []
-
-    def walk(node: dict) -> None:
-        nodes.append(node["Node Type"])
-        if node.get("Index Name"):
-            indexes.append(node["Index Name"])
-        for child in node.get("Plans", ()):
-            walk(child)
-
-    walk(root)
+    nodes, indexes = walk_plan(root)
     return {
         "sql": normalize_sql(sql),
         "top_node": root["Node Type"],

@@ -145,6 +145,8 @@ def check_indexes(module: str, stack) -> Verdict:
 
     from django.core.management import call_command
 
+    from harness.counters import walk_plan
+
     call_command("migrate", "workshop", verbosity=0)
     _seed_orders()
     orders_of = _load(module).orders_of
@@ -156,15 +158,7 @@ def check_indexes(module: str, stack) -> Verdict:
     raw = Order.objects.filter(customer_email=email).order_by("id").values_list("id", "total_cents").explain(
         format="json", analyze=True, buffers=True)
     plan = _json.loads(raw)[0]["Plan"]
-    nodes, indexes = [], []
-
-    def walk(n):
-        nodes.append(n["Node Type"])
-        if n.get("Index Name"):
-            indexes.append(n["Index Name"])
-        for c in n.get("Plans", ()):
-            walk(c)
-    walk(plan)
+    nodes, indexes = walk_plan(plan)
     details = []
     if got != expected:
         details.append("orders_of() no longer returns the same rows")

@@ -249,17 +249,11 @@ def plan_summary(qs) -> dict:
     """EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) of the exact queryset: nodes, index, rows, buffers."""
     import json
 
+    from harness.counters import walk_plan
+
     raw = qs.explain(format="json", analyze=True, buffers=True)
     plan = json.loads(raw)[0]["Plan"] if isinstance(raw, str) else raw[0]["Plan"]
-    nodes, indexes = [], []
-
-    def walk(node):
-        nodes.append(node["Node Type"])
-        if node.get("Index Name"):
-            indexes.append(node["Index Name"])
-        for child in node.get("Plans", ()):
-            walk(child)
-    walk(plan)
+    nodes, indexes = walk_plan(plan)
     return {"top_node": plan["Node Type"], "nodes": nodes, "indexes": indexes,
             "rows": plan.get("Actual Rows"), "shared_hit": plan.get("Shared Hit Blocks"),
             "shared_read": plan.get("Shared Read Blocks"), "heap_fetches": _heap_fetches(plan)}
