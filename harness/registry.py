@@ -35,6 +35,7 @@ BUILTIN = {
     "gunicorn": "scenarios.gunicorn",
     "pooling": "scenarios.pooling",
     "indexes": "scenarios.indexes",
+    "bulk_writes": "scenarios.bulk_writes",
 }
 ENTRY_POINT_GROUP = "perflab.scenarios"
 

@@ -216,9 +216,11 @@ def check_caching(module: str, stack) -> Verdict:
     v = result.cases[0].variants["yours"]
     failed = _failed_checks(result)
     speed = 1 / v.ratio if v.ratio else 0.0
-    ok = not failed and speed >= 1.5
+    # the counted facts decide; the speed target is loose on purpose (a Redis round trip vs one
+    # PostgreSQL query on a shared 2-core machine is a modest win that noise can shave)
+    ok = not failed and speed >= 1.2
     return Verdict(ok, f"{v.counters.get('queries', 0):.2f} queries per operation, {v.metrics.get('stale_reads')} stale "
-                       f"reads, {speed:.1f}× faster (target: ≤ 0.5 queries/op, 0 stale reads, ≥ 1.5× faster)",
+                       f"reads, {speed:.2f}× faster (target: ≤ 0.5 queries/op, 0 stale reads, ≥ 1.2× faster)",
                    failed, result)
 
 
@@ -367,7 +369,7 @@ EXERCISES = {e.number: e for e in (
               "Add models.Index(fields=[\"customer_email\"], name=\"...\") to Order.Meta.indexes.",
               "Then create the migration: labs workshop makemigrations — and run labs check 2 again.")),
     Exercise(3, "caching", "Cache-aside with correct invalidation", ("exercises/ex3_caching.py",),
-             "≤ 0.5 queries per operation, 0 stale reads, ≥ 1.5× faster on a read-heavy stream",
+             "≤ 0.5 queries per operation, 0 stale reads, ≥ 1.2× faster on a read-heavy stream",
              ("book_card(): try cache.get(key) first; on a miss read the database and cache.set(key, value, timeout).",
               "Use one key per book, e.g. f\"book-card:{pk}\".",
               "set_stock(): after the UPDATE, cache.delete(key) — otherwise readers keep the old stock (stale reads).")),

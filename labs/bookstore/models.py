@@ -95,3 +95,27 @@ class Listing(models.Model):
     attrs = models.JSONField(default=dict)
     period = DateTimeRangeField()
     search = SearchVectorField(null=True)
+
+
+class Event(models.Model):
+    """Rows the bulk_writes scenario writes (with a post_save receiver: bulk paths skip signals)."""
+
+    batch = models.IntegerField()
+    name = models.CharField(max_length=40)
+    amount = models.IntegerField()
+
+
+class Counter(models.Model):
+    """The locking scenario's shared counters; `version` serves optimistic locking."""
+
+    name = models.CharField(max_length=40, unique=True)
+    value = models.IntegerField(default=0)
+    version = models.IntegerField(default=0)
+
+
+class Job(models.Model):
+    """A job queue row for select_for_update(skip_locked=True)."""
+
+    batch = models.IntegerField()
+    done_by = models.CharField(max_length=40, null=True)
+    done_count = models.IntegerField(default=0)
