@@ -36,6 +36,7 @@ BUILTIN = {
     "pooling": "scenarios.pooling",
     "indexes": "scenarios.indexes",
     "bulk_writes": "scenarios.bulk_writes",
+    "locking": "scenarios.locking",
 }
 ENTRY_POINT_GROUP = "perflab.scenarios"
 
