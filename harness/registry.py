@@ -37,6 +37,7 @@ BUILTIN = {
     "indexes": "scenarios.indexes",
     "bulk_writes": "scenarios.bulk_writes",
     "locking": "scenarios.locking",
+    "async_views": "scenarios.async_views",
 }
 ENTRY_POINT_GROUP = "perflab.scenarios"
 

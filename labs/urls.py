@@ -1,6 +1,6 @@
 from django.urls import path
 
-from labs.bookstore import bench_views, views
+from labs.bookstore import async_views, bench_views, views
 
 urlpatterns = [
     path("", views.index, name="index"),
@@ -14,4 +14,9 @@ urlpatterns = [
     path("cpu", bench_views.cpu_view, name="cpu"),
     path("io", bench_views.io_view, name="io"),
     path("aio", bench_views.aio_view, name="aio"),
+    path("upstream/sync", async_views.upstream_sync),
+    path("upstream/async", async_views.upstream_async),
+    path("orm/sync", async_views.orm_sync),
+    path("orm/async", async_views.orm_async),
+    path("orm/sync_to_async", async_views.orm_sync_to_async),
 ]

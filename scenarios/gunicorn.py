@@ -101,14 +101,21 @@ def _paths(endpoint: str, config: ServerConfig) -> list[tuple[str, int]]:
 
 
 def _load_variant(config: ServerConfig, endpoint: str):
+    return load_variant(config, _paths(endpoint, config))
+
+
+def load_variant(config: ServerConfig, paths: list[tuple[str, int]],
+                 verify_fn=None):
+    """A variant that serves `paths` with a real Gunicorn and samples it with Locust bursts
+    (self-timed: seconds per request). Its verified pass runs `verify_fn(url)` (default: the
+    TechEmpower-style verification). Shared by the load scenarios (gunicorn, async_views)."""
     def make(ctx: Context):
         server = _server(ctx, config)
         if ctx.counting:
             ctx.metrics["boot_s"] = round(server.boot_s, 3)
-            return lambda: verify(server.url)
+            return lambda: (verify_fn or verify)(server.url)
         p = ctx.params
         gen = _loadgen(ctx)
-        paths = _paths(endpoint, config)
         gen.burst(server.url, paths, p["users"], p["warmup_s"])  # warm-up, discarded
         bursts: list[dict[str, Any]] = []
         pids_seen: set[int] = set(server.worker_pids())

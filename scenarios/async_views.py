@@ -1,0 +1,119 @@
+"""Async views: where they help (waiting on an upstream) and where the sync ORM bridge costs.
+
+A sync view under WSGI (Gunicorn gthread) against an async view under ASGI (Uvicorn worker),
+for an endpoint that awaits an upstream service (a real local server that answers after a
+fixed delay) and for one that uses the ORM (`aget` vs `sync_to_async` vs a plain sync view).
+Real Gunicorn, real Locust bursts, interleaved; see the gunicorn scenario for the machinery.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+from harness.http import ServerConfig, get
+from harness.scenario import Case, Context, Scenario, Variant, metric_check, same_result_as
+from harness.stack import procs
+from scenarios import gunicorn as machinery
+
+_UPSTREAM: dict = {}
+
+WSGI = ServerConfig("wsgi_gthread", "gthread", 2, threads=4)
+ASGI = ServerConfig("asgi_uvicorn", "uvicorn_worker.UvicornWorker", 2, asgi=True)
+
+
+def _verify(paths: list[str]):
+    def fn(url: str) -> dict:
+        facts = {}
+        for path in paths:
+            status, headers, body = get(url + path, 10)
+            facts[path.split("/")[1]] = (status, headers.get("content-type"), sorted(json.loads(body)))
+        return facts
+    return fn
+
+
+def _variant(config: ServerConfig, path: str) -> Variant:
+    return Variant(f"{'wsgi' if not config.asgi else 'asgi'}_{path.split('/', 2)[2]}",
+                   machinery.load_variant(config, [(path, 1)], _verify([path])),
+                   f"{config.describe()} → {path}")
+
+
+def setup(ctx: Context) -> None:
+    from labs.bookstore.seed import seed_techempower
+
+    seed_techempower(ctx.seed)
+    proc = _UPSTREAM.get("proc")
+    if proc is None or proc.poll() is not None:
+        port = procs.free_port()
+        log = ctx.artifacts_dir() / "upstream.log"
+        proc = procs.start([sys.executable, "-m", "harness.upstream", "--port", str(port), "--delay-ms",
+                            str(ctx.params["upstream_ms"])], log)
+        procs.wait_ready("the upstream stand-in", lambda: procs.port_open(port), proc, log, timeout_s=15)
+        _UPSTREAM.update(proc=proc, url=f"http://127.0.0.1:{port}/")
+        os.environ["LABS_UPSTREAM_URL"] = _UPSTREAM["url"]  # inherited by the Gunicorn servers
+
+
+def teardown() -> None:
+    machinery.teardown()
+    proc = _UPSTREAM.pop("proc", None)
+    if proc is not None:
+        procs.stop_child(proc)
+    _UPSTREAM.clear()
+    os.environ.pop("LABS_UPSTREAM_URL", None)
+
+
+def cases(params) -> list[Case]:
+    load = {k: params[k] for k in ("users", "burst_s", "warmup_s", "max_requests_per_burst")}
+    out = []
+    for name, variants in (
+        ("upstream", (_variant(WSGI, "/upstream/sync"), _variant(ASGI, "/upstream/async"),
+                      _variant(ASGI, "/upstream/sync"))),
+        ("orm", (_variant(WSGI, "/orm/sync"), _variant(ASGI, "/orm/async"), _variant(ASGI, "/orm/sync_to_async"),
+                 _variant(ASGI, "/orm/sync"))),
+    ):
+        base = variants[0].name
+        checks = [same_result_as(v.name, base) for v in variants[1:]]
+        checks += [metric_check(v.name, "failures", lambda x: x == 0, "== 0") for v in variants]
+        out.append(Case(name, {**load, "endpoint": name}, base, variants, tuple(checks), self_timed=True,
+                        rounds=params["rounds"], time_label="",
+                        title=f"{name} · {params['users']} users · upstream waits {params['upstream_ms']} ms · "
+                              f"WSGI gthread 2×4 vs ASGI Uvicorn ×2",
+                        columns=("rps", "p50_ms", "p95_ms", "failures", "server_cpu", "generator_cpu")))
+    return out
+
+
+def summarize(result) -> list[str]:
+    lines = []
+    for case in result.cases:
+        measured = {n: v for n, v in case.variants.items() if v.metrics.get("rps")}
+        if not measured:
+            continue
+        parts = [f"{n} {v.metrics['rps']:.0f} rps (p95 {v.metrics['p95_ms']:.0f} ms)" for n, v in measured.items()]
+        lines.append(f"{case.name}: " + "; ".join(parts) + ".")
+    up = next((c for c in result.cases if c.name == "upstream"), None)
+    if up and all(up.variants.get(n) and up.variants[n].metrics.get("rps") for n in ("wsgi_sync", "asgi_async")):
+        a, w = up.variants["asgi_async"].metrics, up.variants["wsgi_sync"].metrics
+        lines.append(f"Waiting on the upstream, the async view served {a['rps'] / w['rps']:.1f}× the requests of 8 "
+                     f"WSGI threads with p95 {a['p95_ms']:.0f} vs {w['p95_ms']:.0f} ms: concurrency, not speed, is "
+                     "what async buys. A sync view under ASGI runs in a thread pool, so it overlaps waits too.")
+    lines.append("The ORM is a sync driver underneath: aget/sync_to_async add a thread hop without removing the wait.")
+    return lines
+
+
+SCENARIO = Scenario(
+    name="async_views",
+    title="Async views: where ASGI helps and where the sync ORM bridge costs",
+    requires=frozenset({"postgres"}),
+    profiles={
+        "quick": {"users": 32, "burst_s": 1.5, "warmup_s": 0.5, "rounds": 3, "upstream_ms": 50,
+                  "max_requests_per_burst": 200_000},
+        "full": {"users": 100, "burst_s": 5.0, "warmup_s": 1.0, "rounds": 5, "upstream_ms": 50,
+                 "max_requests_per_burst": 1_000_000},
+    },
+    cases=cases,
+    setup=setup,
+    lesson_file=Path(__file__).with_suffix(".md"),
+    summarize=summarize,
+    teardown=teardown,
+)
