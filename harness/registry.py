@@ -38,6 +38,7 @@ BUILTIN = {
     "bulk_writes": "scenarios.bulk_writes",
     "locking": "scenarios.locking",
     "async_views": "scenarios.async_views",
+    "pagination": "scenarios.pagination",
 }
 ENTRY_POINT_GROUP = "perflab.scenarios"
 

@@ -1,0 +1,67 @@
+"""bulk_writes, locking, pagination and async_views at tiny sizes on the real stack: the
+deterministic facts (rows written, signals, query counts, lost updates, duplicates, rows read)."""
+from __future__ import annotations
+
+import pytest
+
+from harness import registry
+from harness.runner import RunOptions, run_scenario
+
+pytestmark = pytest.mark.stack
+
+
+def _run(stack, budget, name, params):
+    res = run_scenario(registry.get(name), RunOptions((name,), params=params, budget=budget), stack)
+    assert res.ok, [(c.variant, c.name, c.detail) for c in res.checks if not c.ok]
+    return {c.name: c for c in res.cases}
+
+
+def test_bulk_writes(stack, tiny_budget):
+    cases = _run(stack, tiny_budget, "bulk_writes", {"rows": "120"})
+    ins = cases["insert"].variants
+    assert ins["save_loop"].counters["queries"] == 120 and ins["save_loop"].counters["signals"] == 120
+    assert ins["bulk_create_1000"].counters["queries"] == 1 and ins["bulk_create_1000"].counters.get("signals", 0) == 0
+    assert ins["bulk_create_50"].counters["queries"] == 3
+    assert all(v.metrics["written"] == [120, sum(i % 100 for i in range(120))] for v in ins.values())
+    upd = cases["update"].variants
+    assert upd["queryset_update_f"].counters["queries"] == 1
+    assert all(v.metrics["written"] == [120, 120] for v in upd.values())
+
+
+def test_locking(stack, tiny_budget):
+    cases = _run(stack, tiny_budget, "locking", {"threads": "4", "increments": "6", "jobs": "16", "rounds": "1"})
+    counter = cases["counter"].variants
+    assert counter["read_modify_write"].metrics["lost_updates"] > 0
+    for name in ("f_expression", "select_for_update", "optimistic_version", "repeatable_read_retry",
+                 "serializable_retry"):
+        assert counter[name].metrics["lost_updates"] == 0, name
+    assert counter["serializable_retry"].metrics["retries"] > 0
+    assert cases["job_queue"].variants["skip_locked"].metrics["duplicate_claims"] == 0
+    dead = cases["deadlock"].variants
+    assert dead["opposite_order"].metrics["deadlocks"] >= 1 and dead["opposite_order"].metrics["lost_updates"] == 0
+    assert dead["same_order"].metrics["deadlocks"] == 0
+
+
+def test_pagination(stack, tiny_budget):
+    cases = _run(stack, tiny_budget, "pagination", {"rows": "20000", "deep_page": "200", "size": "20",
+                                                    "inserts": "5"})
+    deep = cases["deep_page"].variants
+    assert deep["offset_only"].metrics["rows_read"] >= 199 * 20
+    assert deep["keyset"].metrics["rows_read"] <= 21
+    assert deep["offset_paginator"].counters["queries"] == 2 and deep["keyset"].counters["queries"] == 1
+    cons = cases["consistency"].variants
+    assert cons["offset"].metrics["duplicates"] == 5 and cons["keyset"].metrics["duplicates"] == 0
+
+
+def test_async_views(stack, tiny_budget):
+    from labs.bookstore.seed import seed_techempower
+
+    seed_techempower(42)
+    cases = _run(stack, tiny_budget, "async_views", {"users": "6", "burst_s": "0.6", "warmup_s": "0.2",
+                                                      "rounds": "1", "upstream_ms": "20"})
+    for case in cases.values():
+        for v in case.variants.values():
+            assert v.metrics["requests"] > 0 and v.metrics["failures"] == 0, (case.name, v.name)
+    import os
+
+    assert "LABS_UPSTREAM_URL" not in os.environ  # torn down
