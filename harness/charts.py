@@ -198,3 +198,36 @@ def svg(fig) -> str:
     plt.close(fig)
     text = buf.getvalue()
     return text[text.index("<svg"):]
+
+
+def speedup_figure(case, cores: int | None = None):
+    """Speedup against worker count per executor family, with the ideal min(n, cores) line
+    (cases whose variants are named <family>_<n> and carry a `speedup` metric, e.g. gil)."""
+    import os
+    import re
+
+    points: dict[str, list[tuple[int, float]]] = {}
+    for v in case.variants.values():
+        m = re.fullmatch(r"([a-z_]+?)_(\d+)", v.name)
+        if m and v.metrics.get("speedup"):
+            points.setdefault(m.group(1), []).append((int(m.group(2)), v.metrics["speedup"]))
+    if not points:
+        return None
+    plt = _pyplot()
+    cores = cores or os.cpu_count() or 1
+    fig, ax = plt.subplots(figsize=(7, 3.8))
+    ns = sorted({n for pts in points.values() for n, _ in pts} | {1})
+    ax.plot(ns, [min(n, cores) for n in ns], ls="--", color="#555", label=f"ideal: min(n, {cores} cores)", gid="ideal")
+    for family, pts in sorted(points.items()):
+        pts.sort()
+        ax.plot([n for n, _ in pts], [s for _, s in pts], marker="o", label=family, gid=f"speedup-{family}")
+    ax.axhline(1.0, color="#999", lw=0.8)
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(ns, [str(n) for n in ns])
+    ax.set_xlabel("workers (n)")
+    ax.set_ylabel("speedup vs sequential")
+    ax.set_title(f"{case.name}: speedup vs workers", loc="left", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig

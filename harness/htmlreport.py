@@ -124,6 +124,9 @@ def to_html(result: Result, lesson_text: str = "") -> str:
         latency = charts.latency_figure(case)
         if latency is not None:
             parts.append(f"<figure class='chart latency'>{charts.svg(latency)}</figure>")
+        speedup = charts.speedup_figure(case, result.env.get("cpus"))
+        if speedup is not None:
+            parts.append(f"<figure class='chart speedup'>{charts.svg(speedup)}</figure>")
         failed = [c for c in case.checks if not c.ok and not c.skipped]
         if failed:
             parts.append("<ul>" + "".join(f"<li class='bad'>✗ {html.escape(c.variant)}: {html.escape(c.name)} — "

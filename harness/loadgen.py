@@ -25,45 +25,92 @@ MARK = "@@labs-loadgen "
 
 
 class LoadGenerator:
-    def __init__(self, log_path: Path) -> None:
+    """One or more Locust child processes (`processes` > 1 spreads the users over several cores,
+    like `locust --processes`; merged results as one burst)."""
+
+    def __init__(self, log_path: Path, processes: int = 1) -> None:
         log_path.parent.mkdir(parents=True, exist_ok=True)
         self.log = open(log_path, "ab")
-        self.proc = subprocess.Popen([sys.executable, "-m", "harness.loadgen"], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, stderr=self.log, text=True, bufsize=1)
+        self.procs = [subprocess.Popen([sys.executable, "-m", "harness.loadgen"], stdin=subprocess.PIPE,
+                                       stdout=subprocess.PIPE, stderr=self.log, text=True, bufsize=1)
+                      for _ in range(max(1, processes))]
+
+    @property
+    def proc(self) -> subprocess.Popen:
+        return self.procs[0]
 
     def burst(self, host: str, paths: list[tuple[str, int]], users: int, duration_s: float,
               max_requests: int = 1_000_000) -> dict:
         if urllib.parse.urlsplit(host).hostname not in {"127.0.0.1", "localhost", "::1"}:
             raise LabsError(f"refusing to load {host}: the lab only loads servers on loopback")
-        request = {"host": host, "paths": paths, "users": users, "duration_s": duration_s,
-                   "max_requests": max_requests}
-        assert self.proc.stdin is not None and self.proc.stdout is not None
-        try:
-            self.proc.stdin.write(json.dumps(request) + "\n")
-            self.proc.stdin.flush()
-            line = self.proc.stdout.readline()
-            while line and not line.startswith(MARK):  # anything else a library printed
-                self.log.write(line.encode())
-                line = self.proc.stdout.readline()
-        except BrokenPipeError:
-            line = ""
+        n = len(self.procs)
+        shares = [users // n + (1 if i < users % n else 0) for i in range(n)]
+        active = [(p, s) for p, s in zip(self.procs, shares) if s > 0]
+        for proc, share in active:  # all start together...
+            request = {"host": host, "paths": paths, "users": share, "duration_s": duration_s,
+                       "max_requests": max(1, max_requests // len(active))}
+            try:
+                proc.stdin.write(json.dumps(request) + "\n")
+                proc.stdin.flush()
+            except BrokenPipeError:
+                raise LabsError(f"the load generator died (exit {proc.poll()}); see {self.log.name}") from None
+        answers = [self._answer(proc) for proc, _ in active]  # ...and are read back in turn
+        return answers[0] if len(answers) == 1 else merge(answers)
+
+    def _answer(self, proc: subprocess.Popen) -> dict:
+        line = proc.stdout.readline()
+        while line and not line.startswith(MARK):  # anything else a library printed
+            self.log.write(line.encode())
+            line = proc.stdout.readline()
         if not line:
-            raise LabsError(f"the load generator died (exit {self.proc.poll()}); see {self.log.name}")
+            raise LabsError(f"the load generator died (exit {proc.poll()}); see {self.log.name}")
         answer = json.loads(line[len(MARK):])
         if "error" in answer:
             raise LabsError(f"load generator: {answer['error']}")
         return answer
 
     def close(self) -> None:
-        if self.proc.poll() is None:
-            try:
-                self.proc.stdin.close()
-                self.proc.wait(timeout=10)
-            except (OSError, subprocess.TimeoutExpired):
-                self.proc.kill()
-                self.proc.wait()
-        self.proc.stdout.close()
+        for proc in self.procs:
+            if proc.poll() is None:
+                try:
+                    proc.stdin.close()
+                    proc.wait(timeout=10)
+                except (OSError, subprocess.TimeoutExpired):
+                    proc.kill()
+                    proc.wait()
+            proc.stdout.close()
         self.log.close()
+
+
+def histogram_percentile(histogram: dict[str, int], q: float) -> float | None:
+    """Percentile of a {ms: count} histogram (the way locust buckets response times)."""
+    total = sum(histogram.values())
+    if not total:
+        return None
+    target, seen = q * total, 0
+    for ms, count in sorted(((float(k), v) for k, v in histogram.items())):
+        seen += count
+        if seen >= target:
+            return ms
+    return max(float(k) for k in histogram)
+
+
+def merge(bursts: list[dict]) -> dict:
+    """Bursts of several generator processes that ran at the same time, as one."""
+    histogram: dict[str, int] = {}
+    errors: dict[str, int] = {}
+    for b in bursts:
+        for k, v in b["histogram_ms"].items():
+            histogram[k] = histogram.get(k, 0) + v
+        for k, v in b["errors"].items():
+            errors[k] = errors.get(k, 0) + v
+    requests = sum(b["requests"] for b in bursts)
+    duration = max(b["duration_s"] for b in bursts)
+    return {"requests": requests, "failures": sum(b["failures"] for b in bursts), "duration_s": duration,
+            "rps": round(requests / duration, 2) if duration else 0.0,
+            "p50_ms": histogram_percentile(histogram, 0.5), "p95_ms": histogram_percentile(histogram, 0.95),
+            "p99_ms": histogram_percentile(histogram, 0.99), "histogram_ms": histogram, "errors": errors,
+            "generator_cpu": round(sum(b["generator_cpu"] for b in bursts), 3), "processes": len(bursts)}
 
 
 # -- the child -------------------------------------------------------------------------------------

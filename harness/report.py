@@ -29,7 +29,7 @@ LABELS = {**COUNTER_LABELS, "hit_ratio": "hit %", "stale_reads": "stale", "max_u
           "generator_cpu": "gen CPU", "worker_restarts": "restarts", "uss_mib": "USS MiB", "pss_mib": "PSS MiB",
           "top_node": "plan", "index_kib": "index KiB", "build_s": "build s", "insert_ms_per_1k": "ins ms/1k",
           "shared_hit": "buf hit", "server_conns": "srv conns", "sessions_per_request": "sess/req",
-          "error_rate": "err rate"}
+          "error_rate": "err rate", "connect_ms": "connect ms"}
 
 
 def fmt_time(seconds: float | None) -> str:

@@ -80,7 +80,9 @@ def _server(ctx: Context, config: ServerConfig) -> Server:
 
 def _loadgen(ctx: Context) -> LoadGenerator:
     if "gen" not in _LOAD:
-        _LOAD["gen"] = LoadGenerator(ctx.artifacts_dir() / "locust.log")
+        # more than one generator process spreads Locust over cores (like `locust --processes N`);
+        # on 2 cores shared with the server, 1 is the honest default
+        _LOAD["gen"] = LoadGenerator(ctx.artifacts_dir() / "locust.log", int(ctx.params.get("generators", 1)))
     return _LOAD["gen"]
 
 
@@ -205,7 +207,8 @@ def cases(params) -> list[Case]:
                    for name in servers]
         out.append(Case(
             endpoint, {"endpoint": endpoint, "users": params["users"], "burst_s": params["burst_s"],
-                       "warmup_s": params["warmup_s"], "max_requests_per_burst": params["max_requests_per_burst"]},
+                       "warmup_s": params["warmup_s"], "max_requests_per_burst": params["max_requests_per_burst"],
+                       "generators": params["generators"]},
             baseline, variants, tuple(checks), self_timed=True, rounds=params["rounds"],
             title=f"/{endpoint} · {params['users']} users · {params['rounds']}×{params['burst_s']} s bursts · "
                   f"{CORES} cores shared by server and load generator",
@@ -262,11 +265,12 @@ SCENARIO = Scenario(
     profiles={
         "quick": {"endpoints": ("json", "db", "io"), "users": 20, "burst_s": 1.5, "warmup_s": 0.5, "rounds": 3,
                   "max_requests_per_burst": 200_000, "max_requests": 200, "preload_workers": 4, "boot_rounds": 2,
+                  "generators": 1,
                   "configs": ("sync_2", "sync_2c1", "gthread_2x8", "gthread_4x4", "gevent_4", "asgi_2",
                               "uvicorn_2", "maxreq_4")},
         "full": {"endpoints": ("json", "db", "queries", "fortunes", "cpu", "io"), "users": 50, "burst_s": 5.0,
                  "warmup_s": 2.0, "rounds": 5, "max_requests_per_burst": 1_000_000, "max_requests": 1000,
-                 "preload_workers": 8, "boot_rounds": 5,
+                 "preload_workers": 8, "boot_rounds": 5, "generators": 1,
                  "configs": ("sync_2", "sync_4", "sync_2c1", "gthread_2x4", "gthread_2x8", "gthread_4x4",
                              "gevent_4", "asgi_2", "uvicorn_2", "maxreq_4")},
     },

@@ -81,6 +81,19 @@ def _server_config(name: str, ctx: Context) -> ServerConfig:
     return ServerConfig(f"pool-{name}", "gthread", p["workers"], threads=p["threads"], env=env)
 
 
+def _connect_ms(url: str, samples: int = 20) -> float:
+    """Median time to open (and close) one connection the way this variant's app does: what a
+    request pays when it is not reused (no_pool pays it every time)."""
+    import psycopg
+
+    times = []
+    for _ in range(samples):
+        t0 = time.perf_counter()
+        psycopg.connect(url, autocommit=True, prepare_threshold=None).close()
+        times.append(time.perf_counter() - t0)
+    return round(statistics.median(times) * 1000, 3)
+
+
 def _assert_alive(server: Server) -> None:
     """A dead server or PgBouncer stops the run (exit 3), naming it; it is not a slow variant."""
     if not server.alive():
@@ -143,6 +156,7 @@ def _http_variant(name: str):
             server.start()
             _SHARED[f"server_{name}"] = server
         if ctx.counting:
+            ctx.metrics["connect_ms"] = _connect_ms(server.config.env["DATABASE_URL"])
             return lambda: (get(server.url + "/db")[0], sorted(json.loads(get(server.url + "/db")[2])))
         if "gen" not in _SHARED:
             _SHARED["gen"] = LoadGenerator(ctx.artifacts_dir() / "locust.log")
@@ -278,8 +292,8 @@ def cases(params) -> list[Case]:
                       ">= ~1 (a new connection per request)")),
         self_timed=True, rounds=params["rounds"], time_label="",
         title=f"http · /db through Gunicorn gthread {params['workers']}×{params['threads']} · "
-              f"{params['users']} users", columns=("rps", "p50_ms", "p95_ms", "server_conns",
-                                                   "sessions_per_request", "failures", "generator_cpu"))
+              f"{params['users']} users", columns=("rps", "p50_ms", "p95_ms", "connect_ms", "server_conns",
+                                                   "sessions_per_request", "failures"))
     crowd_names = ("no_pool", "django_pool", "pgbouncer_transaction")
     crowd = Case(
         "crowd", {k: params[k] for k in ("clients", "limit", "hold_ms", "pool_max", "pool_timeout_s", "bouncer_pool")},
@@ -342,7 +356,9 @@ def summarize(result) -> list[str]:
                                  f"over {x.metrics['server_conns']} server connections.")
             spr = base.metrics.get("sessions_per_request")
             if spr:
-                lines.append(f"no_pool opened {spr:.2f} PostgreSQL sessions per request.")
+                lines.append(f"no_pool opened {spr:.2f} PostgreSQL sessions per request, each costing "
+                             f"{base.metrics.get('connect_ms')} ms to connect (median; through PgBouncer "
+                             f"{v['pgbouncer_transaction'].metrics.get('connect_ms') if v.get('pgbouncer_transaction') else '–'} ms).")
         if case.name == "crowd":
             parts = [f"{n} {x.metrics.get('errors', '?')} errors ({x.metrics.get('error_kinds') or 'none'})"
                      for n, x in v.items() if not x.skipped]

@@ -83,6 +83,8 @@ def _servers(pid: int) -> set[int]:
 @pytest.mark.parametrize("scenario, victim, params, service", [
     ("n_plus_one", "postgres", ["books=3,5,8,12", "catalog=40"], "PostgreSQL"),
     ("caching", "valkey-server", ["ops=60", "keys=20", "ops_per_sample=20", "catalog=30"], "Redis/Valkey"),
+    ("gunicorn", "gunicorn", ["configs=sync_2", "endpoints=json", "rounds=8", "burst_s=1.0", "users=4",
+                              "boot_rounds=1", "preload_workers=2"], "gunicorn (sync_2) died"),
 ])
 def test_service_killed_mid_run(tmp_path, runtime_dir, scenario, victim, params, service):
     args = ["run", scenario, "--results-dir", str(tmp_path), "--no-chart"]
@@ -92,8 +94,8 @@ def test_service_killed_mid_run(tmp_path, runtime_dir, scenario, victim, params,
     target = _wait_for(proc, victim)
     time.sleep(4.0)  # booted, seeded, measuring
     servers = _servers(proc.pid)
-    if victim == "postgres":
-        target = psutil.Process(min(p for p in servers if "postgres" in _cmd(p)))
+    if victim in {"postgres", "gunicorn"}:  # the postmaster / the gunicorn master: the oldest of its kind
+        target = psutil.Process(min(p for p in servers if victim in _cmd(p)))
     target.kill()
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 3, (out[-1000:], err[-2000:])

@@ -67,3 +67,13 @@ def test_gil_detection_recorded_in_env():
     env = envinfo.collect({"kind": "test"})
     assert isinstance(env["gil_enabled"], bool)
     assert env["gil_enabled"] == gil.gil_enabled()
+
+
+def test_speedup_chart_has_the_ideal_line(monkeypatch):
+    from harness import charts
+
+    variants = {n: VariantResult(n, ratio=r, metrics={"speedup": 1 / r})
+                for n, r in (("sequential", 1.0), ("threads_2", 0.9), ("threads_4", 0.95), ("processes_2", 0.55),
+                             ("processes_4", 0.52))}
+    svg = charts.svg(charts.speedup_figure(CaseResult("cpu_python", {}, "sequential", variants), cores=2))
+    assert 'id="ideal' in svg and 'id="speedup-threads' in svg and 'id="speedup-processes' in svg

@@ -95,3 +95,20 @@ def test_load_generator_is_bounded_and_loopback_only(seeded, tmp_path):
     finally:
         gen.close()
     assert gen.proc.poll() is not None
+
+
+def test_several_generator_processes_merge_into_one_burst(seeded, tmp_path):
+    from harness.loadgen import histogram_percentile
+
+    gen = LoadGenerator(tmp_path / "locust.log", processes=2)
+    try:
+        with Server(ServerConfig("two-gens", "sync", 2), tmp_path, {}) as server:
+            out = gen.burst(server.url, [("/json", 1)], 4, 1.0)
+        assert out["processes"] == 2 and out["requests"] > 0 and out["failures"] == 0
+        assert sum(out["histogram_ms"].values()) == out["requests"]
+        assert out["p50_ms"] <= out["p95_ms"] <= out["p99_ms"]
+    finally:
+        gen.close()
+    assert all(p.poll() is not None for p in gen.procs)
+    assert histogram_percentile({"1": 50, "10": 45, "100": 5}, 0.95) == 10.0
+    assert histogram_percentile({}, 0.5) is None
