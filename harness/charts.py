@@ -115,8 +115,9 @@ def _draw_speed(ax, case) -> None:
     ax.axvline(1.0, color="#555", lw=0.8, ls="--")
     if speed and max(speed) / max(min(speed), 1e-9) > 30:
         ax.set_xscale("log")
-    for yi, s in zip(y, speed):
-        ax.annotate(f"{s:.3g}×", (s, yi), xytext=(4, 0), textcoords="offset points", va="center", fontsize=8)
+    for yi, s, hi in zip(y, speed, hi_err):  # the label sits past the interval, never on it
+        ax.annotate(f"{s:.3g}×", (s + hi, yi), xytext=(5, 0), textcoords="offset points", va="center", fontsize=8)
+    ax.margins(x=0.12)
     ax.set_xlabel(f"speed vs {case.baseline} (× faster, 95 % CI)", fontsize=8)
     ax.grid(axis="x", alpha=0.3)
 
