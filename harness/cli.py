@@ -775,6 +775,20 @@ def new_scenario(
     out.print(f"next: labs run {name}")
 
 
+@app.command("asv-publish")
+def asv_publish_cmd(
+    offline: Annotated[bool, typer.Option("--offline", help="Vendor the page's CDN scripts (from npm) so it opens offline.")] = False,
+) -> None:
+    """`asv publish` for this repository's asv results; --offline makes the site work with no network."""
+    from harness import asvsite, envinfo
+
+    try:
+        index = asvsite.publish(envinfo.REPO_ROOT, offline)
+    except LabsError as exc:
+        _fail(exc)
+    out.print(str(index))
+
+
 @stack_app.command("up")
 def stack_up(stack: StackOpt = "embedded") -> None:
     """Start the embedded stack in the background and keep it (state in the runtime dir)."""

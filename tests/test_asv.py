@@ -66,4 +66,40 @@ def test_asv_run_records_the_harness_numbers(tmp_path, runtime_dir):
     assert grid[("'books=6'", "'values_agg'")] == 1
     published = subprocess.run(["asv", "publish"], cwd=repo, env=env, capture_output=True, text=True, timeout=300)
     assert published.returncode == 0, published.stderr[-2000:]
-    assert (repo / ".asv" / "html" / "index.html").exists()
+    site = repo / ".asv" / "html"
+    assert (site / "index.html").exists()
+    _offline_site_renders(site)
+
+
+def _offline_site_renders(site: Path) -> None:
+    """Vendor the CDN scripts, then let headless Chromium (which has no internet here) render it."""
+    import re
+    import threading
+    from functools import partial
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    from harness import asvsite
+    from tests.test_see_why import dump_dom
+
+    if not shutil.which("npm"):
+        if os.environ.get("CI"):
+            pytest.fail("npm is needed to vendor the asv site's scripts")
+        pytest.skip("npm not installed")
+    written = asvsite.vendor(site)
+    assert "jquery-3.3.1.min.js" in written and "bootstrap.min.css" in written
+    index = (site / "index.html").read_text()
+    assert not re.search(r'(src|href)="https://[^"]+\.(js|css)"', index)
+    class Quiet(SimpleHTTPRequestHandler):
+        def log_message(self, *args) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(Quiet, directory=str(site)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        dom, log = dump_dom(f"http://127.0.0.1:{server.server_address[1]}/index.html")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert "Scenario_n_plus_one" in dom  # asv's own JavaScript ran and built the benchmark grid
+    assert "Uncaught" not in log
