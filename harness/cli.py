@@ -440,8 +440,9 @@ def serve(
     allow_remote: Annotated[bool, typer.Option("--allow-remote", help="Allow a non-loopback bind (you asked for it).")] = False,
     stack: Annotated[str, typer.Option(help="embedded or external.")] = "embedded",
 ) -> None:
-    """Run the lab app with django-silk and django-debug-toolbar on the current stack, to click
-    through its endpoints and see their queries (never used for measurements). Ctrl-C stops it."""
+    """Run the lab app with django-silk and the debug toolbar, to click through its endpoints.
+
+    On the current stack, bound to loopback; never used for measurements. Ctrl-C stops it."""
     import secrets
     import subprocess
 
@@ -972,8 +973,9 @@ def ci(
     confirm: Annotated[int, typer.Option(help="Re-run a scenario whose timings regressed this many times; "
                                               "only regressions seen every time count.", min=0, max=5)] = 1,
 ) -> None:
-    """Nightly job in one command: run the suite, store, compare with the baseline, write a markdown
-    summary ($GITHUB_STEP_SUMMARY too) and charts; exit 1 on a regression or failed check."""
+    """Nightly job: run the suite, compare with the baseline, write summary and charts; exit 1 on regression.
+
+    The markdown summary also goes to $GITHUB_STEP_SUMMARY; timing regressions are confirmed by a re-run."""
     from harness import charts
     from harness import compare as cmp
     from harness import history as hist
