@@ -1049,6 +1049,8 @@ def ci(
 
 
 def main() -> None:
+    # SIGTERM behaves like Ctrl-C from the first moment, so `finally` blocks stop every child
+    signal.signal(signal.SIGTERM, _sigterm_to_interrupt)
     try:
         app()
     except KeyboardInterrupt:
