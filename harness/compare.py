@@ -30,6 +30,8 @@ DEFAULT_THRESHOLDS = {"time": 0.25, "ratio": 0.15}
 HIGHER_IS_BETTER = {"cache_hits", "warm_hits", "hit_ratio"}
 EXACT_METRICS = ("stale_reads", "hit_ratio", "queries_per_repeat", "lost_after_recovery")
 REGRESSION_VERDICTS = {"slower", "worse", "failing"}
+MACHINE_KEYS = ("cpus", "cpu_model")
+"""Environment facts that make two runs' timings incomparable when they differ."""
 
 
 @dataclass(frozen=True)
@@ -189,10 +191,13 @@ def compare(base_label: str, base: list[Result], new_label: str, new: list[Resul
             rows.append(Row(result.scenario, "*", "*", "profile", None, None, verdict="incomparable",
                             detail=f"profile {old.profile} vs {result.profile}"))
             continue
-        for k in ("cpus", "python", "django"):
+        machine = [k for k in MACHINE_KEYS if old.env.get(k) != result.env.get(k)]
+        if machine:
+            notes.append(f"{result.scenario}: measured on another machine ({', '.join(machine)} differ): timings are "
+                         "incomparable; counters and checks are still compared exactly")
+        for k in ("python", "django"):
             if old.env.get(k) != result.env.get(k):
-                notes.append(f"{result.scenario}: {k} differs ({old.env.get(k)} vs {result.env.get(k)}): "
-                             "times are compared, read them with care")
+                notes.append(f"{result.scenario}: {k} differs ({old.env.get(k)} vs {result.env.get(k)})")
         old_cases = {c.name: c for c in old.cases}
         for case in result.cases:
             prev = old_cases.get(case.name)
@@ -203,7 +208,7 @@ def compare(base_label: str, base: list[Result], new_label: str, new: list[Resul
                 rows.append(Row(result.scenario, case.name, "*", "params", None, None, verdict="incomparable",
                                 detail=f"params {prev.params} vs {case.params}"))
                 continue
-            rows += _compare_case(result.scenario, prev, case, limits, floors)
+            rows += _compare_case(result.scenario, prev, case, limits, floors, timings=not machine)
     return Comparison(base_label, new_label, tuple(rows), limits, tuple(notes))
 
 
@@ -228,7 +233,8 @@ def _limit(limits: dict[str, float], floors: dict, case: str, variant: str, metr
 
 
 def _compare_case(scenario: str, prev: CaseResult, case: CaseResult, limits: dict[str, float],
-                  floors: dict | None = None) -> list[Row]:
+                  floors: dict | None = None, timings: bool = True) -> list[Row]:
+    """`timings=False` (another machine): time and ratio rows are `incomparable`, counters exact."""
     floors = floors or {}
     rows: list[Row] = []
     for name, v in case.variants.items():
@@ -238,11 +244,14 @@ def _compare_case(scenario: str, prev: CaseResult, case: CaseResult, limits: dic
                 rows.append(Row(scenario, case.name, name, "variant", None, None, verdict="incomparable",
                                 detail=f"skipped: {old.skipped if old else 'absent'} vs {v.skipped}"))
             continue
-        if old.samples_s and v.samples_s:
+        if not timings:
+            rows.append(Row(scenario, case.name, name, "time", old.median_s, v.median_s, verdict="incomparable",
+                            detail="another machine"))
+        elif old.samples_s and v.samples_s:
             change, ci = ratio_of_medians_ci(old.samples_s, v.samples_s)
             rows.append(Row(scenario, case.name, name, "time", old.median_s, v.median_s, change, ci,
                             _verdict(change, ci, _limit(limits, floors, case.name, name, "time"))))
-        if name != case.baseline and prev.baseline == case.baseline and old.samples_s and v.samples_s:
+        if timings and name != case.baseline and prev.baseline == case.baseline and old.samples_s and v.samples_s:
             change, ci = ratio_of_medians_ci(_round_ratios(prev, name), _round_ratios(case, name))
             rows.append(Row(scenario, case.name, name, "ratio", old.ratio, v.ratio, change, ci,
                             _verdict(change, ci, _limit(limits, floors, case.name, name, "ratio"))))

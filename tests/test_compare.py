@@ -175,3 +175,14 @@ def test_confirm_keeps_only_reproduced_timing_regressions():
     again_slow = make_run("20260102T000002Z-n_plus_one-0005", seed=5, fast_factor=1.4, fast_queries=3.0)
     still = cmp.confirm(first, cmp.compare("base", [BASE], "again", [again_slow]))
     assert {r.metric for r in still.regressions} == {"time", "ratio", "queries"}
+
+
+def test_another_machine_makes_timings_incomparable_but_counters_still_count():
+    other = make_run("20260102T000000Z-n_plus_one-0010", seed=10, fast_factor=3.0, fast_queries=3.0)
+    other = replace(other, env={**other.env, "cpu_model": "a bigger box", "cpus": 64})
+    c = cmp.compare("base", [BASE], "ci runner", [other])
+    v = verdicts(c)
+    assert v[("prefetch", "time")] == "incomparable" and ("prefetch", "ratio") not in v
+    assert v[("prefetch", "queries")] == "worse"
+    assert [r.metric for r in c.regressions] == ["queries"]
+    assert any("another machine" in n for n in c.notes)
