@@ -7,7 +7,6 @@ bootstrap 95 % interval over rounds.
 """
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -61,16 +60,6 @@ def ratio_to_baseline(values: Sequence[float], baseline: Sequence[float], seed: 
     """Median paired ratio and its bootstrap 95 % interval."""
     ratios = paired_ratios(values, baseline)
     return median(ratios), bootstrap_ci(ratios, seed=seed)
-
-
-def relative_spread(values: Sequence[float]) -> float:
-    """IQR / median: how noisy a set of samples is, unit-free."""
-    m = median(values)
-    return iqr(values) / m if m else math.inf
-
-
-def percentile(values: Sequence[float], q: float) -> float:
-    return float(np.percentile(np.asarray(values, dtype=float), q))
 
 
 def ratio_of_totals(values: Sequence[float], baseline: Sequence[float], seed: int = 0,

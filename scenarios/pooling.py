@@ -27,7 +27,7 @@ from typing import Any
 from harness.errors import StackError
 from harness.http import Server, ServerConfig, get
 from harness.loadgen import LoadGenerator
-from harness.scenario import Case, Check, Context, Scenario, Variant, metric_check, same_result_as
+from harness.scenario import Case, Context, Scenario, Variant, metric_check, same_result_as
 from harness.stack import embedded
 from harness.stack.pgbouncer import PgBouncer
 

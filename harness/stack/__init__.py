@@ -250,7 +250,3 @@ def _teardown(stack: embedded.EmbeddedStack) -> None:
     stack.stop()
     shutil.rmtree(stack.base, ignore_errors=True)
     embedded.clear_state()
-
-
-def info_of(stack: embedded.EmbeddedStack, warm: bool = True) -> StackInfo:
-    return _info(stack, warm)
