@@ -15,11 +15,12 @@ The runner prints nothing; it reports progress through a callback and returns a 
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import gc
 import secrets
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -142,7 +143,7 @@ def run_scenario(
         t0 = time.perf_counter()
         if scenario.setup is not None:
             progress(ProgressEvent(scenario.name, "seed"))
-            with _seed_lock(scenario.name):
+            with _seed_lock():
                 scenario.setup(Context(params, opts.seed, opts.profile, components,
                                        artifacts=Path(opts.results_dir) / run_id))
         timings["seed_s"] = time.perf_counter() - t0
@@ -187,6 +188,8 @@ def run_scenario(
     progress(ProgressEvent(scenario.name, "done"))
     return result
 
+
+SEED_LOCK_KEY = int.from_bytes(b"labseed", "big")
 
 SERVICE_NAMES = {"postgres": "PostgreSQL", "redis": "Redis/Valkey", "memcached": "memcached", "pgbouncer": "PgBouncer"}
 
@@ -240,30 +243,22 @@ def _dead_service(exc: BaseException) -> str | None:
     return None
 
 
-class _seed_lock:
-    """A PostgreSQL advisory lock, so two runs sharing a warm stack never seed at once.
+@contextlib.contextmanager
+def _seed_lock() -> Iterator[None]:
+    """A PostgreSQL advisory lock, so two runs sharing a warm stack never seed at once (one key
+    for every scenario: they share the catalog). The session ending releases it anyway."""
+    from django.db import connection
 
-    One key for every scenario: they share the catalog."""
-
-    key = int.from_bytes(b"labseed", "big")
-
-    def __init__(self, _name: str) -> None:
-        pass
-
-    def __enter__(self) -> None:
-        from django.db import connection
-
-        with connection.cursor() as cur:
-            cur.execute("SELECT pg_advisory_lock(%s)", [self.key])
-
-    def __exit__(self, *exc: object) -> None:
-        from django.db import connection
-
+    with connection.cursor() as cur:
+        cur.execute("SELECT pg_advisory_lock(%s)", [SEED_LOCK_KEY])
+    try:
+        yield
+    finally:
         try:
             with connection.cursor() as cur:
-                cur.execute("SELECT pg_advisory_unlock(%s)", [self.key])
+                cur.execute("SELECT pg_advisory_unlock(%s)", [SEED_LOCK_KEY])
         except Exception:
-            pass  # the session ending releases it anyway
+            pass
 
 
 def _run_case(

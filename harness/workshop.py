@@ -13,7 +13,6 @@ import importlib
 import json
 import os
 import shutil
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -246,12 +245,12 @@ def check_gil(module: str, stack) -> Verdict:
 
 # -- 5. pooling ---------------------------------------------------------------------------------
 def check_pooling(module: str, stack) -> Verdict:
-    import psycopg
     from django.db import connection
-    from psycopg_pool import ConnectionPool, PoolTimeout
+    from psycopg_pool import ConnectionPool
 
     from harness.stack import embedded
     from harness.stack.pgbouncer import PgBouncer
+    from scenarios.pooling import crowd
 
     strategy = _load(module).connection_strategy()
     if not isinstance(strategy, dict) or strategy.get("mode") not in {"direct", "pool", "pgbouncer"}:
@@ -278,26 +277,8 @@ def check_pooling(module: str, stack) -> Verdict:
             pool = ConnectionPool(url, min_size=0, max_size=size, timeout=float(strategy.get("timeout_s", 30)),
                                   kwargs={"autocommit": True}, open=True)
         errors: dict[str, int] = {}
-        lock = threading.Lock()
-
-        def client(i: int) -> None:
-            try:
-                if pool is not None:
-                    with pool.connection() as conn:
-                        conn.execute("SELECT pg_sleep(0.1)")
-                else:
-                    with psycopg.connect(url, autocommit=True, prepare_threshold=None, connect_timeout=30) as conn:
-                        conn.execute("SELECT pg_sleep(0.1)")
-            except (psycopg.Error, PoolTimeout) as exc:
-                kind = "PoolTimeout" if isinstance(exc, PoolTimeout) else str(exc).strip().splitlines()[0][:60]
-                with lock:
-                    errors[kind] = errors.get(kind, 0) + 1
         t0 = time.perf_counter()
-        threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        crowd(url, clients, 0.1, pool, errors)
         elapsed = time.perf_counter() - t0
     finally:
         if pool is not None:

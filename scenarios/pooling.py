@@ -194,10 +194,43 @@ def _http_variant(name: str):
 
 
 # -- the crowd: more clients than the server allows --------------------------------------------
+def crowd(url: str, clients: int, hold_s: float, pool=None, errors: dict[str, int] | None = None) -> int:
+    """`clients` threads connect at once, each holding one connection (its own, or one from
+    `pool`) for `hold_s`. Failures are added to `errors` by kind; returns how many were served.
+    Shared with the workshop's pooling exercise."""
+    import psycopg
+    from psycopg_pool import PoolTimeout
+
+    errors = {} if errors is None else errors
+    lock = threading.Lock()
+    served = [False] * clients
+
+    def client(i: int) -> None:
+        try:
+            if pool is not None:
+                with pool.connection() as conn:
+                    conn.execute("SELECT %s::int FROM pg_sleep(%s)", [i, hold_s]).fetchone()
+            else:  # prepare_threshold=None: the URL may be PgBouncer in transaction mode
+                with psycopg.connect(url, autocommit=True, prepare_threshold=None, connect_timeout=30) as conn:
+                    conn.execute("SELECT %s::int FROM pg_sleep(%s)", [i, hold_s]).fetchone()
+            served[i] = True
+        except (psycopg.Error, PoolTimeout) as exc:
+            kind = "PoolTimeout" if isinstance(exc, PoolTimeout) else (
+                "too many connections" if "too many connections" in str(exc) else type(exc).__name__)
+            with lock:
+                errors[kind] = errors.get(kind, 0) + 1
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return sum(served)
+
+
 def _crowd_variant(name: str):
     def make(ctx: Context):
-        import psycopg
-        from psycopg_pool import ConnectionPool, PoolTimeout
+        from psycopg_pool import ConnectionPool
 
         p = ctx.params
         clients, hold = p["clients"], p["hold_ms"] / 1000
@@ -208,37 +241,15 @@ def _crowd_variant(name: str):
         url = {"pgbouncer_transaction": lambda: _bouncer(ctx, "transaction").url("limited", LIMITED),
                "pgbouncer_session": lambda: _bouncer(ctx, "session").url("limited", LIMITED)}.get(
                    name, lambda: _direct_url(LIMITED))()
-        kwargs = {"autocommit": True, "prepare_threshold": None} if name.startswith("pgbouncer") else {"autocommit": True}
         errors: dict[str, int] = {}
-        lock = threading.Lock()
-
-        def client(i: int, out: list) -> None:
-            try:
-                if pool is not None:
-                    with pool.connection() as conn:
-                        out[i] = conn.execute("SELECT %s::int FROM pg_sleep(%s)", [i, hold]).fetchone()[0]
-                else:
-                    with psycopg.connect(url, connect_timeout=10, **kwargs) as conn:
-                        out[i] = conn.execute("SELECT %s::int FROM pg_sleep(%s)", [i, hold]).fetchone()[0]
-            except (psycopg.Error, PoolTimeout) as exc:
-                kind = "PoolTimeout" if isinstance(exc, PoolTimeout) else (
-                    "too many connections" if "too many connections" in str(exc) else type(exc).__name__)
-                with lock:
-                    errors[kind] = errors.get(kind, 0) + 1
-                out[i] = None
 
         def unit():
-            out: list = [None] * clients
-            threads = [threading.Thread(target=client, args=(i, out)) for i in range(clients)]
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join()
+            served = crowd(url, clients, hold, pool, errors)
             if name.startswith("pgbouncer"):
                 b = _SHARED.get(f"pgb_{'transaction' if 'transaction' in name else 'session'}")
                 if b is None or b.proc is None or b.proc.poll() is not None:
                     raise StackError(f"PgBouncer died during the run ({name})")
-            return sum(1 for x in out if x is not None)
+            return served
 
         if ctx.counting and name == "pgbouncer_transaction":
             ctx.metrics["prepared_statements"] = _prepared_statement_demo(ctx)
