@@ -82,6 +82,21 @@ class LoadGenerator:
         self.log.close()
 
 
+def summarize_bursts(bursts: list[dict], *extra: str) -> dict:
+    """What a variant's measured bursts saw: medians of the per-burst figures (and of `extra`
+    keys the scenario added), request and failure totals, the error rate."""
+    import statistics
+
+    def med(key: str):
+        values = [b[key] for b in bursts if b.get(key) is not None]
+        return round(statistics.median(values), 3) if values else None
+    out = {key: med(key) for key in ("rps", "p50_ms", "p95_ms", "p99_ms", "generator_cpu", *extra)}
+    out["requests"] = sum(b["requests"] for b in bursts)
+    out["failures"] = sum(b["failures"] for b in bursts)
+    out["error_rate"] = round(out["failures"] / out["requests"], 4) if out["requests"] else 1.0
+    return out
+
+
 def histogram_percentile(histogram: dict[str, int], q: float) -> float | None:
     """Percentile of a {ms: count} histogram (the way locust buckets response times)."""
     total = sum(histogram.values())

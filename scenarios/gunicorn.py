@@ -18,7 +18,7 @@ from typing import Any
 
 from harness.errors import StackError
 from harness.http import EXPECTED_FACTS, Server, ServerConfig, verify
-from harness.loadgen import LoadGenerator
+from harness.loadgen import LoadGenerator, summarize_bursts
 from harness.scenario import Case, Check, Context, Scenario, Variant, metric_check, same_result_as
 
 CORES = os.cpu_count() or 1
@@ -138,14 +138,7 @@ def load_variant(config: ServerConfig, paths: list[tuple[str, int]],
             if not bursts:
                 return
             m = ctx.metrics
-
-            def med(key):
-                values = [b[key] for b in bursts if b.get(key) is not None]
-                return round(statistics.median(values), 3) if values else None
-            m.update(rps=med("rps"), p50_ms=med("p50_ms"), p95_ms=med("p95_ms"), p99_ms=med("p99_ms"),
-                     generator_cpu=med("generator_cpu"), server_cpu=med("server_cpu"),
-                     requests=sum(b["requests"] for b in bursts), failures=sum(b["failures"] for b in bursts))
-            m["error_rate"] = round(m["failures"] / m["requests"], 4) if m["requests"] else 1.0
+            m.update(summarize_bursts(bursts, "server_cpu"))
             m["generator_bound"] = "yes" if (m["generator_cpu"] or 0) > GENERATOR_BOUND else "no"
             m["worker_restarts"] = max(0, len(pids_seen) - config.workers)
             errors: dict[str, int] = {}

@@ -26,7 +26,7 @@ from typing import Any
 
 from harness.errors import StackError
 from harness.http import Server, ServerConfig, get
-from harness.loadgen import LoadGenerator
+from harness.loadgen import LoadGenerator, summarize_bursts
 from harness.scenario import Case, Context, Scenario, Variant, metric_check, same_result_as
 from harness.stack import embedded
 from harness.stack.pgbouncer import PgBouncer
@@ -180,14 +180,8 @@ def _http_variant(name: str):
         def close() -> None:
             sampler.close()
             if bursts:
-                def med(key):
-                    vals = [b[key] for b in bursts if b.get(key) is not None]
-                    return round(statistics.median(vals), 3) if vals else None
-                ctx.metrics.update(rps=med("rps"), p50_ms=med("p50_ms"), p95_ms=med("p95_ms"),
-                                   server_conns=max(b["server_conns"] for b in bursts),
-                                   sessions_per_request=med("sessions_per_request"),
-                                   failures=sum(b["failures"] for b in bursts),
-                                   generator_cpu=med("generator_cpu"))
+                ctx.metrics.update(summarize_bursts(bursts, "sessions_per_request"),
+                                   server_conns=max(b["server_conns"] for b in bursts))
         ctx.state["close"] = close
         return unit
     return make
