@@ -32,7 +32,7 @@ def _selected() -> list[str]:
 def run_scenario_json(name: str) -> dict:
     """Run one scenario with the real harness (its own stack) and return the result document."""
     with tempfile.TemporaryDirectory(prefix="labs-asv-") as tmp:
-        cmd = [sys.executable, "-m", "harness.cli", "run", name, "--profile", PROFILE, "--no-chart",
+        cmd = [sys.executable, "-m", "harness", "run", name, "--profile", PROFILE, "--no-chart",
                "--no-lesson", "--results-dir", tmp]
         for key, value in _param_overrides(name).items():
             cmd += ["--param", f"{key}={value}"]

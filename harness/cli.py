@@ -45,8 +45,22 @@ def _fail(exc: LabsError) -> None:
     raise typer.Exit(exc.exit_code)
 
 
+_SIGNALLED = False  # a SIGINT/SIGTERM reached us: main() then ends the process itself (see there)
+_TOLD = False  # the user has already been told the run was interrupted
+
+
 def _sigterm_to_interrupt(signum, frame):  # so `finally` blocks stop every child process
+    global _SIGNALLED
+    _SIGNALLED = True
     raise KeyboardInterrupt
+
+
+def _say_interrupted(text: str = "") -> int:
+    global _TOLD
+    if not _TOLD:
+        err.print("[bold red]interrupted[/bold red]" + (f": {text}" if text else ""))
+        _TOLD = True
+    return EXIT_INTERRUPTED
 
 
 @app.command("list")
@@ -167,7 +181,7 @@ def _run(chosen, opts, json_out: bool, show_lesson: bool, chart: bool = True,
 
     prov = provider(opts.stack)
     results_dir = Path(opts.results_dir)
-    signal.signal(signal.SIGTERM, _sigterm_to_interrupt)
+    prev_term = signal.signal(signal.SIGTERM, _sigterm_to_interrupt)
     code = EXIT_OK
     printed = []
     progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(),
@@ -221,11 +235,10 @@ def _run(chosen, opts, json_out: bool, show_lesson: bool, chart: bool = True,
                     then([(r, p) for r, p, _ in printed],
                          lambda names: [(r, p) for r, p, _ in run_some([registry.get(n) for n in names])])
     except KeyboardInterrupt:
-        err.print("[bold red]interrupted[/bold red]: every service this run started was stopped; "
-                  "the partial result is saved marked incomplete.")
-        return EXIT_INTERRUPTED, []
+        return _say_interrupted("every service this run started was stopped; "
+                                "the partial result is saved marked incomplete."), []
     finally:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGTERM, prev_term)
     for result, path, sc in printed:
         png = _chart(result, path) if chart else None
         if json_out:
@@ -361,7 +374,7 @@ def _on_stack(scenario_name: str, stack: str, profile: str, params: list[str] | 
 
     if not list(diagnose.pick(sc, opts, variant, case)):  # bad names fail here, before any server starts
         raise UsageError(f"variant {variant!r} is not in case {case!r} of {sc.name}")
-    signal.signal(signal.SIGTERM, _sigterm_to_interrupt)
+    prev_term = signal.signal(signal.SIGTERM, _sigterm_to_interrupt)
     try:
         with err.status(f"starting the {stack} stack and seeding {sc.name}…"), provider(stack).open() as info:
             djangoenv.setup(info)
@@ -374,7 +387,7 @@ def _on_stack(scenario_name: str, stack: str, profile: str, params: list[str] | 
                 if sc.teardown is not None:
                     sc.teardown()
     finally:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGTERM, prev_term)
 
 
 @app.command("explain")
@@ -449,13 +462,14 @@ def serve(
     from harness import djangoenv
     from harness.stack import procs, provider
 
+    prev_term = signal.getsignal(signal.SIGTERM)
     try:
         if host not in {"127.0.0.1", "localhost", "::1"} and not allow_remote:
             raise UsageError(f"refusing to bind {host}: the lab app with debug tools must stay on loopback",
                              hint="use --allow-remote if you really mean to expose it")
         if procs.port_open(port, "127.0.0.1" if host in {"localhost", "0.0.0.0"} else host):
             raise UsageError(f"port {port} is already in use", hint="choose another with --port")
-        signal.signal(signal.SIGTERM, _sigterm_to_interrupt)
+        prev_term = signal.signal(signal.SIGTERM, _sigterm_to_interrupt)
         with err.status(f"starting the {stack} stack…"), provider(stack).open() as info:
             djangoenv.setup(info)
             from labs.bookstore.seed import seed_catalog, seed_techempower
@@ -484,7 +498,7 @@ def serve(
     except LabsError as exc:
         _fail(exc)
     finally:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGTERM, prev_term)
 
 
 @app.command("export")
@@ -639,9 +653,10 @@ def check_cmd(
     from harness import workshop as ws
     from harness.stack import provider
 
+    prev_term = signal.getsignal(signal.SIGTERM)
     try:
         ex = ws.get(number)
-        signal.signal(signal.SIGTERM, _sigterm_to_interrupt)
+        prev_term = signal.signal(signal.SIGTERM, _sigterm_to_interrupt)
         with err.status(f"checking exercise {number} on the {stack} stack…"), provider(stack).open() as info:
             djangoenv.setup(info)
             verdict = ws.run_check(ex, info)
@@ -650,7 +665,7 @@ def check_cmd(
     except LabsError as exc:
         _fail(exc)
     finally:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGTERM, prev_term)
     if verdict.result is not None:
         report.terminal(verdict.result, out)
     entry = ws.load_progress().get(str(number), {})
@@ -1051,13 +1066,16 @@ def ci(
 def main() -> None:
     # SIGTERM behaves like Ctrl-C from the first moment, so `finally` blocks stop every child
     signal.signal(signal.SIGTERM, _sigterm_to_interrupt)
+    signal.signal(signal.SIGINT, _sigterm_to_interrupt)
+    code: int | str | None = 0
     try:
-        app()
+        app(prog_name="labs")
     except KeyboardInterrupt:
-        err.print("[bold red]interrupted[/bold red]")
-        sys.exit(EXIT_INTERRUPTED)
-    except SystemExit:
-        raise
+        code = EXIT_INTERRUPTED
+    except SystemExit as exc:  # typer ends every command this way; it turns an interrupt into Exit(130)
+        code = exc.code
+        if not _SIGNALLED:
+            raise
     except Exception:  # a bug, not a user error: keep the traceback out of the way but on disk
         fd, path = tempfile.mkstemp(prefix="labs-crash-", suffix=".log")
         with os.fdopen(fd, "w") as fh:
@@ -1065,6 +1083,22 @@ def main() -> None:
         exc = sys.exc_info()[1]
         err.print(f"[bold red]internal error:[/bold red] {exc!r}\nthe traceback is in {path}; please report it")
         sys.exit(70)
+    if not _SIGNALLED:
+        sys.exit(code)
+    # An interrupt arrived. Every `finally` has run, so every child is stopped. End the process
+    # here: CPython 3.11 remembers a KeyboardInterrupt raised inside exec()/eval() (dataclasses and
+    # namedtuple use them while modules import) as "unhandled" even after it was caught, and would
+    # then kill itself with SIGINT at exit instead of returning our exit code.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if code == EXIT_INTERRUPTED:
+        _say_interrupted()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code if isinstance(code, int) else 1)
 
 
 if __name__ == "__main__":

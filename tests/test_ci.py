@@ -12,7 +12,7 @@ pytestmark = pytest.mark.stack
 
 
 def _labs(*args: str, cwd=None, env=None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "harness.cli", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "harness", *args], capture_output=True, text=True,
                           timeout=300, env={**os.environ, **(env or {})}, cwd=cwd)
 
 

@@ -24,7 +24,7 @@ SERVER_WORDS = ("postgres", "valkey-server", "memcached", "gunicorn", "pgbouncer
 
 
 def _labs(*args: str, **kw) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "harness.cli", *args], stdout=subprocess.PIPE,
+    return subprocess.Popen([sys.executable, "-m", "harness", *args], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, start_new_session=True, **kw)
 
 
@@ -132,6 +132,8 @@ def test_interrupt_at_each_phase(tmp_path, runtime_dir, delay_s, phase, sig):
         assert not seen, "killed during start-up, yet it had already started children"
     else:
         assert proc.returncode in (130, 0), err[-2000:]  # 0 only if it finished before the signal
+        if proc.returncode == 130:
+            assert "interrupted" in err
     assert "Traceback" not in err + out
     while _alive(seen) and time.monotonic() - t0 < 5.0:
         time.sleep(0.1)
@@ -142,6 +144,29 @@ def test_interrupt_at_each_phase(tmp_path, runtime_dir, delay_s, phase, sig):
         data = json.loads(f.read_text())  # every file present is complete JSON
         if proc.returncode == 130:
             assert data["complete"] is False and data["reason"] == "interrupted"
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_interrupt_while_python_starts_up_exits_130_or_by_the_signal(tmp_path, sig):
+    """A signal landing while modules import: either Python had not reached labs yet (it dies by
+    the signal, having started nothing) or labs says so and exits 130 - never anything else.
+
+    CPython 3.11 marks a KeyboardInterrupt raised inside exec()/eval() (dataclasses, namedtuple,
+    typing do that during imports) as unhandled even once caught, and then kills itself with
+    SIGINT at exit; labs must end the process itself after an interrupt."""
+    codes = []
+    for i in range(24):
+        proc = _labs("run", "n_plus_one", "--param", "books=3", "--param", "catalog=30",
+                     "--results-dir", str(tmp_path), "--no-chart")
+        time.sleep(0.08 + 0.01 * i)
+        proc.send_signal(sig)
+        out, err = proc.communicate(timeout=30)
+        assert "Traceback" not in err + out
+        assert proc.returncode in (130, -sig), (proc.returncode, err[-1500:])
+        if proc.returncode == 130:
+            assert "interrupted" in err
+        codes.append(proc.returncode)
+    assert 130 in codes, f"no signal reached labs itself: {codes}"
 
 
 @pytest.mark.stack

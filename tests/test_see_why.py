@@ -82,7 +82,7 @@ def test_report_cli_formats(tmp_path):
 
 
 def _labs(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "harness.cli", *args], capture_output=True, text=True, timeout=300)
+    return subprocess.run([sys.executable, "-m", "harness", *args], capture_output=True, text=True, timeout=300)
 
 
 @pytest.mark.stack
@@ -110,7 +110,7 @@ def test_profile_names_the_variant_function(tmp_path, runtime_dir):
 @pytest.mark.stack
 def test_serve_pages_render_and_stop_cleanly(runtime_dir):
     port = procs.free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "harness.cli", "serve", "--port", str(port)],
+    proc = subprocess.Popen([sys.executable, "-m", "harness", "serve", "--port", str(port)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 90

@@ -78,7 +78,7 @@ def test_compose_failures_are_explained():
 def test_docker_stack_without_engine_is_a_clear_stack_error(tmp_path):
     if docker.available() is None:
         pytest.skip("a Docker engine is reachable here")
-    done = subprocess.run([sys.executable, "-m", "harness.cli", "run", "n_plus_one", "--stack", "docker",
+    done = subprocess.run([sys.executable, "-m", "harness", "run", "n_plus_one", "--stack", "docker",
                            "--results-dir", str(tmp_path)], capture_output=True, text=True, timeout=60)
     assert done.returncode == 3
     assert "Docker" in done.stderr and "embedded stack" in done.stderr and "Traceback" not in done.stderr
@@ -112,7 +112,7 @@ def test_external_stack_runs_the_scenarios(second_stack, tmp_path, scenario, par
            "REDIS_URL": second_stack.services["redis"].url}
     if "memcached" in second_stack.services:
         env["MEMCACHED_URL"] = second_stack.services["memcached"].url
-    args = [sys.executable, "-m", "harness.cli", "run", scenario, "--stack", "external", "--no-chart",
+    args = [sys.executable, "-m", "harness", "run", scenario, "--stack", "external", "--no-chart",
             "--results-dir", str(tmp_path)]
     for p in params:
         args += ["--param", p]
@@ -130,7 +130,7 @@ def test_external_stack_runs_the_scenarios(second_stack, tmp_path, scenario, par
 @pytest.mark.stack
 def test_external_stack_unreachable_database_is_a_stack_error(tmp_path):
     env = {**os.environ, "DATABASE_URL": "postgresql://postgres@127.0.0.1:1/nope"}
-    done = subprocess.run([sys.executable, "-m", "harness.cli", "run", "n_plus_one", "--stack", "external",
+    done = subprocess.run([sys.executable, "-m", "harness", "run", "n_plus_one", "--stack", "external",
                            "--results-dir", str(tmp_path)], capture_output=True, text=True, env=env, timeout=60)
     assert done.returncode == 3, done.stderr
     assert "cannot connect" in done.stderr and "Traceback" not in done.stderr

@@ -50,7 +50,7 @@ def test_index_exercise_passes_only_with_the_index(stack):
 
 def test_cli_check_prints_the_first_hint_for_the_original(runtime_dir, tmp_path):
     env = {**os.environ, "LABS_WORKSHOP_PROGRESS": str(tmp_path / "progress.json")}
-    done = subprocess.run([sys.executable, "-m", "harness.cli", "check", "1"], capture_output=True, text=True,
+    done = subprocess.run([sys.executable, "-m", "harness", "check", "1"], capture_output=True, text=True,
                           timeout=300, env=env)
     assert done.returncode == 1, done.stderr[-2000:]
     assert "NOT YET" in done.stdout and ws.get(1).hints[0][:40] in done.stdout.replace("\n", " ")
