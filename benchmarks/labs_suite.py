@@ -8,6 +8,7 @@ Environment knobs (for tests and quick local use):
   LABS_ASV_PROFILE    quick (default) or full
   LABS_ASV_SCENARIOS  comma-separated subset of scenarios
   LABS_ASV_PARAMS     NAME=VALUE;NAME=VALUE passed as --param (e.g. books=3,5;catalog=30)
+  LABS_ASV_SOURCE     a checkout of another commit (set by `labs asv backfill`): measure its code
 """
 from __future__ import annotations
 
@@ -31,12 +32,18 @@ def _selected() -> list[str]:
 
 def run_scenario_json(name: str) -> dict:
     """Run one scenario with the real harness (its own stack) and return the result document."""
+    source = os.environ.get("LABS_ASV_SOURCE")
+    env, cwd = None, None
+    if source:  # that checkout's harness, app and scenarios come first on the path
+        cwd = source
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (source, os.environ.get("PYTHONPATH")) if p)}
     with tempfile.TemporaryDirectory(prefix="labs-asv-") as tmp:
-        cmd = [sys.executable, "-m", "harness", "run", name, "--profile", PROFILE, "--no-chart",
+        # `-m harness.cli`: also how commits older than `python -m harness` are started
+        cmd = [sys.executable, "-m", "harness.cli", "run", name, "--profile", PROFILE, "--no-chart",
                "--no-lesson", "--results-dir", tmp]
         for key, value in _param_overrides(name).items():
             cmd += ["--param", f"{key}={value}"]
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=1800, cwd=cwd, env=env)
         files = sorted(Path(tmp).glob("*.json"))
         if not files:
             raise RuntimeError(f"labs run {name} wrote no result (exit {done.returncode}): {done.stderr[-2000:]}")

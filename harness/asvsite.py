@@ -1,21 +1,30 @@
-"""`asv publish`, then (with offline=True) the page's CDN scripts and styles replaced by local
-copies taken from the npm registry's packages, so the history site opens with no network.
+"""asv integration: `asv publish` (optionally made to work offline) and a commit-range backfill.
 
-asv's index.html loads jQuery, flot (+plugins), stupidtable, blueimp-md5 and bootstrap from CDNs.
-The same files ship in npm packages; `npm pack` fetches them (the npm registry is reachable where
-PyPI is), they are unpacked into <html_dir>/vendor/ and the URLs rewritten.
+Publish: asv's index.html loads jQuery, flot (+plugins), stupidtable, blueimp-md5 and bootstrap
+from CDNs. The same files ship in npm packages; `npm pack` fetches them (the npm registry is
+reachable where PyPI is), they are unpacked into <html_dir>/vendor/ and the URLs rewritten.
+
+Backfill: with an existing environment asv refuses commit ranges and records only what it is told
+with `--set-commit-hash`, running the code that is installed. `backfill` checks each commit out
+into a git worktree and runs `asv run --set-commit-hash <sha>` with LABS_ASV_SOURCE pointing the
+suite at that worktree, so each commit's own harness, app and scenarios are what get measured.
 """
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
+import signal
 import subprocess
 import tarfile
 import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
-from harness.errors import LabsError
+from harness.errors import LabsError, UsageError
 
 # CDN URL suffix (what asv's index.html references) -> (npm package@version, file inside the package)
 VENDOR = {
@@ -92,3 +101,191 @@ def vendor(site: Path) -> list[str]:
             written.append(name)
     index.write_text(text)
     return written
+
+
+# ---------------------------------------------------------------------------------------------
+# backfill
+
+
+@dataclass
+class Commit:
+    sha: str
+    subject: str
+
+
+@dataclass
+class Recorded:
+    commit: Commit
+    status: str  # recorded | failed | skipped (already recorded)
+    seconds: float = 0.0
+    values: int = 0  # benchmark values asv stored for the commit (non-null)
+    detail: str = ""
+
+
+def _git(root: Path, *args: str) -> subprocess.CompletedProcess:
+    if shutil.which("git") is None:
+        raise LabsError("git is not installed", hint="apt-get install -y git")
+    return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True)
+
+
+def commits(root: Path, spec: str, every: int = 1, limit: int = 50) -> list[Commit]:
+    """The commits of `A..B` (first-parent, oldest first; A itself excluded, as in git) or one commit.
+
+    `every` keeps every Nth commit (the newest always); more than `limit` commits is refused."""
+    spec = spec.strip()
+    if not spec or spec.startswith("-"):
+        raise UsageError(f"bad commit range {spec!r}", hint="e.g. HEAD~5..HEAD, v1.0..main, or one commit")
+    if ".." in spec:
+        listed = _git(root, "rev-list", "--first-parent", "--reverse", spec, "--")
+    else:
+        listed = _git(root, "rev-list", "--no-walk", spec, "--")
+    if listed.returncode != 0:
+        why = (listed.stderr.strip().splitlines() or ["unknown revision"])[0]
+        raise UsageError(f"git does not know the commit range {spec!r}: {why}",
+                         hint="e.g. HEAD~5..HEAD (see `git log --oneline`)")
+    shas = listed.stdout.split()
+    if not shas:
+        raise UsageError(f"the range {spec!r} holds no commits", hint="A..B lists commits after A up to B")
+    if every > 1:
+        shas = [sha for i, sha in enumerate(shas) if (len(shas) - 1 - i) % every == 0]
+    if len(shas) > limit:
+        raise UsageError(f"{spec!r} is {len(shas)} commits; backfill takes at most {limit} at a time",
+                         hint="narrow the range, use --every N, or raise --max-commits")
+    shown = _git(root, "show", "--no-patch", "--format=%H%x00%s", *shas)
+    subjects = dict(line.split("\0", 1) for line in shown.stdout.splitlines() if "\0" in line)
+    return [Commit(sha, subjects.get(sha, "")) for sha in shas]
+
+
+def _results_dir(root: Path) -> Path:
+    conf = json.loads((root / "asv.conf.json").read_text())
+    return root / conf.get("results_dir", "results")
+
+
+def recorded_values(root: Path, sha: str, machine: str | None = None) -> int:
+    """How many non-null benchmark values asv holds for `sha` (0: none, or never recorded)."""
+    count = 0
+    pattern = f"{machine or '*'}/{sha[:8]}-*.json"
+    for path in _results_dir(root).glob(pattern):
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if data.get("commit_hash") != sha:
+            continue
+        for entry in data.get("results", {}).values():
+            values = entry[0] if isinstance(entry, list) and entry else entry
+            if isinstance(values, list):
+                count += sum(v is not None and v == v for v in values)  # v == v: not NaN
+            elif values is not None:
+                count += 1
+    return count
+
+
+def _ensure_machine(root: Path, machine: str | None) -> None:
+    known = Path.home() / ".asv-machine.json"
+    try:
+        names = set(json.loads(known.read_text())) - {"version"}
+    except (OSError, ValueError):
+        names = set()
+    if (machine is None and names) or (machine is not None and machine in names):
+        return
+    args = ["asv", "machine", "--yes"] + (["--machine", machine] if machine else [])
+    done = subprocess.run(args, cwd=root, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise LabsError("`asv machine --yes` failed: " + (done.stderr or done.stdout).strip()[-300:])
+
+
+def _run_group(args: list[str], cwd: Path, env: dict[str, str], timeout_s: float) -> tuple[int, str]:
+    """Run asv in its own session (a terminal's Ctrl-C reaches us, not it); on interrupt or timeout
+    stop it and everything under it before going on."""
+    with tempfile.TemporaryFile("w+") as log:
+        proc = subprocess.Popen(args, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, start_new_session=True)
+        try:
+            code = proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            _stop_group(proc)
+            code = -1
+            log.write(f"\n(stopped: no result within {timeout_s:.0f} s)")
+        except BaseException:
+            _stop_group(proc)
+            raise
+        log.seek(0)
+        return code, log.read()
+
+
+def _stop_group(proc: subprocess.Popen) -> None:
+    """SIGTERM to asv; whatever of its family (benchmark runners in their own groups, `labs run`)
+    is still there after 20 s is killed (the servers of a killed `labs run` die with it)."""
+    from harness.stack import procs
+
+    procs.stop_pid(proc.pid, signal.SIGTERM, timeout_s=20.0)
+    try:
+        proc.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        pass
+
+
+def backfill(
+    root: Path,
+    spec: str,
+    *,
+    every: int = 1,
+    limit: int = 50,
+    machine: str | None = None,
+    scenarios: list[str] | None = None,
+    profile: str = "quick",
+    params: dict[str, str] | None = None,
+    rerun: bool = False,
+    timeout_s: float = 3600.0,
+    on_commit: Callable[[int, int, Commit, Recorded | None], None] | None = None,
+) -> list[Recorded]:
+    """Record each commit of `spec` in asv, measured with that commit's own code."""
+    if shutil.which("asv") is None:
+        raise LabsError("asv is not installed", hint="pip install asv")
+    chosen = commits(root, spec, every, limit)
+    _ensure_machine(root, machine)
+    done: list[Recorded] = []
+    with tempfile.TemporaryDirectory(prefix="labs-backfill-") as tmp:
+        try:
+            for i, commit in enumerate(chosen):
+                if on_commit:
+                    on_commit(i, len(chosen), commit, None)
+                if not rerun and recorded_values(root, commit.sha, machine):
+                    row = Recorded(commit, "skipped", values=recorded_values(root, commit.sha, machine),
+                                   detail="already recorded (--rerun to measure again)")
+                else:
+                    row = _record(root, commit, Path(tmp) / commit.sha[:12], machine, scenarios, profile,
+                                  params or {}, timeout_s)
+                done.append(row)
+                if on_commit:
+                    on_commit(i, len(chosen), commit, row)
+        finally:
+            _git(root, "worktree", "prune")
+    return done
+
+
+def _record(root: Path, commit: Commit, tree: Path, machine: str | None, scenarios: list[str] | None,
+            profile: str, params: dict[str, str], timeout_s: float) -> Recorded:
+    added = _git(root, "worktree", "add", "--detach", "--force", str(tree), commit.sha)
+    if added.returncode != 0:
+        return Recorded(commit, "failed", detail="git worktree add: " + added.stderr.strip()[-300:])
+    t0 = time.perf_counter()
+    try:
+        env = {**os.environ, "LABS_ASV_SOURCE": str(tree), "LABS_ASV_PROFILE": profile}
+        if scenarios:
+            env["LABS_ASV_SCENARIOS"] = ",".join(scenarios)
+        if params:
+            env["LABS_ASV_PARAMS"] = ";".join(f"{k}={v}" for k, v in params.items())
+        args = ["asv", "run", "--python=same", "--set-commit-hash", commit.sha, "--show-stderr"]
+        if machine:
+            args += ["--machine", machine]
+        code, log = _run_group(args, root, env, timeout_s)
+    finally:
+        _git(root, "worktree", "remove", "--force", str(tree))
+    seconds = time.perf_counter() - t0
+    values = recorded_values(root, commit.sha, machine)
+    if values:
+        return Recorded(commit, "recorded", seconds, values, "" if code == 0 else f"asv exit {code}")
+    last = [line for line in log.strip().splitlines() if line.strip()][-3:]
+    return Recorded(commit, "failed", seconds, 0, " | ".join(last)[-400:] or f"asv exit {code}")

@@ -31,6 +31,8 @@ app = typer.Typer(
 )
 stack_app = typer.Typer(help="Keep a warm stack between runs (skips boot and seeding).", no_args_is_help=True)
 app.add_typer(stack_app, name="stack")
+asv_app = typer.Typer(help="asv history: record a range of commits, publish the site.", no_args_is_help=True)
+app.add_typer(asv_app, name="asv")
 
 # Piped output (CI logs, files) gets a readable width instead of rich's 80-column fallback.
 _WIDTH = None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 120
@@ -791,7 +793,8 @@ def new_scenario(
     out.print(f"next: labs run {name}")
 
 
-@app.command("asv-publish")
+@asv_app.command("publish")
+@app.command("asv-publish", hidden=True)
 def asv_publish_cmd(
     offline: Annotated[bool, typer.Option("--offline", help="Vendor the page's CDN scripts (from npm) so it opens offline.")] = False,
 ) -> None:
@@ -803,6 +806,61 @@ def asv_publish_cmd(
     except LabsError as exc:
         _fail(exc)
     out.print(str(index))
+
+
+@asv_app.command("backfill")
+def asv_backfill_cmd(
+    commits: Annotated[str, typer.Argument(help="A..B (the commits after A up to B, oldest first) or one commit.",
+                                           show_default=False)],
+    scenario: Annotated[Optional[list[str]], typer.Option("--scenario", "-s", help="Only these scenarios (repeatable).")] = None,
+    profile: Annotated[str, typer.Option("--profile", "-p", help="quick or full.")] = "quick",
+    param: Annotated[Optional[list[str]], typer.Option("--param", help="NAME=VALUE, passed to every run.")] = None,
+    every: Annotated[int, typer.Option(help="Record every Nth commit of the range (the newest always).", min=1)] = 1,
+    max_commits: Annotated[int, typer.Option(help="Refuse ranges longer than this.", min=1)] = 50,
+    machine: Annotated[Optional[str], typer.Option(help="asv machine name (default: this machine's).")] = None,
+    rerun: Annotated[bool, typer.Option("--rerun", help="Measure commits asv already holds again.")] = False,
+) -> None:
+    """Record each commit of a range in asv, measured with that commit's own code (git worktrees).
+
+    asv with an existing environment refuses ranges and measures whatever is installed; this checks
+    every commit out into a temporary worktree and runs `asv run --set-commit-hash` on it."""
+    from harness import asvsite, envinfo
+
+    if profile not in PROFILES:
+        _fail(unknown("profile", profile, PROFILES))
+    try:
+        params = _parse_params(param or [])
+        names = []
+        for name in scenario or []:
+            registry.get(name)  # a typo fails here, with the closest name
+            names.append(name)
+        started = time.perf_counter()
+        with err.status("backfilling…") as status:
+            def show(i, n, commit, row):
+                if row is None:
+                    status.update(f"asv: measuring commit {i + 1}/{n} {commit.sha[:8]} {commit.subject[:50]}…")
+                else:
+                    colour = {"recorded": "green", "skipped": "dim", "failed": "red"}[row.status]
+                    err.print(f"[{colour}]{row.status:>8}[/{colour}] {commit.sha[:8]} {commit.subject[:60]}"
+                              + (f"  ({row.seconds:.0f} s)" if row.seconds else ""), highlight=False)
+
+            rows = asvsite.backfill(envinfo.REPO_ROOT, commits, every=every, limit=max_commits, machine=machine,
+                                    scenarios=names, profile=profile, params=params, rerun=rerun, on_commit=show)
+    except LabsError as exc:
+        _fail(exc)
+    except KeyboardInterrupt:
+        raise typer.Exit(_say_interrupted("the commit being measured was stopped; the ones before it are recorded."))
+    table = Table(title=f"asv backfill {commits} · {time.perf_counter() - started:.0f} s", title_justify="left")
+    for col in ("commit", "subject", "status", "values", "seconds", "detail"):
+        table.add_column(col, justify="right" if col in ("values", "seconds") else "left")
+    for row in rows:
+        colour = {"recorded": "green", "skipped": "dim", "failed": "red"}[row.status]
+        table.add_row(row.commit.sha[:8], row.commit.subject[:48], f"[{colour}]{row.status}[/{colour}]",
+                      str(row.values), f"{row.seconds:.0f}" if row.seconds else "", row.detail[:80])
+    out.print(table)
+    failed = sum(r.status == "failed" for r in rows)
+    out.print("[dim]next: labs asv publish --offline[/dim]")
+    raise typer.Exit(EXIT_CHECK_FAILED if failed else EXIT_OK)
 
 
 @stack_app.command("up")

@@ -5,8 +5,10 @@ import importlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -103,3 +105,131 @@ def _offline_site_renders(site: Path) -> None:
         server.server_close()
     assert "Scenario_n_plus_one" in dom  # asv's own JavaScript ran and built the benchmark grid
     assert "Uncaught" not in log
+
+
+def _clone_with_working_tree(dest: Path) -> None:
+    """A throwaway repo whose HEAD is this working tree (uncommitted edits included)."""
+    subprocess.run(["git", "clone", "-q", str(ROOT), str(dest)], check=True)
+    listed = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=ROOT, check=True,
+                            capture_output=True, text=True).stdout
+    for rel in filter(None, listed.split("\0")):
+        src = ROOT / rel
+        if src.is_file():
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / rel)
+    _commit(dest, "the working tree under test")
+
+
+def _commit(repo: Path, message: str) -> str:
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.invalid"]
+    subprocess.run([*git, "add", "-A"], cwd=repo, check=True)
+    subprocess.run([*git, "commit", "-q", "--allow-empty", "-m", message], cwd=repo, check=True)
+    return subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True).stdout.strip()
+
+
+def _asv_grid(repo: Path, sha: str, benchmark: str) -> dict:
+    (path,) = (repo / ".asv" / "results" / "ci-test").glob(f"{sha[:8]}-*.json")
+    entry = json.loads(path.read_text())["results"][f"labs_suite.Scenario_n_plus_one.{benchmark}"]
+    cases, variants = entry[1]
+    return dict(zip([(c.strip("'"), v.strip("'")) for c in cases for v in variants], entry[0]))
+
+
+@pytest.mark.stack
+def test_asv_backfill_measures_each_commit_with_its_own_code(tmp_path, runtime_dir):
+    """Two commits, the second drops select_related: asv must record 1+n queries for the first and
+    1+2n for the second - only possible if each commit's own scenario code ran."""
+    if not shutil.which("asv"):
+        if os.environ.get("CI"):
+            pytest.fail("asv is not installed, but CI must run this check")
+        pytest.skip("asv not installed")
+    repo = tmp_path / "repo"
+    _clone_with_working_tree(repo)
+    first = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True).stdout.strip()
+    source = repo / "scenarios" / "n_plus_one.py"
+    text = source.read_text()
+    assert 'Book.objects.select_related("publisher").order_by("id")[:n]]' in text
+    source.write_text(text.replace('Book.objects.select_related("publisher").order_by("id")[:n]]',
+                                   'Book.objects.order_by("id")[:n]]', 1))
+    second = _commit(repo, "drop select_related (a regression)")
+    env = {**os.environ, "LABS_RUNTIME_DIR": runtime_dir, "PYTHONPATH": str(repo)}
+    env.pop("LABS_ASV_SOURCE", None)
+    argv = [sys.executable, "-m", "harness", "asv", "backfill", "HEAD~2..HEAD", "--scenario", "n_plus_one",
+            "--param", "books=3,6", "--param", "catalog=30", "--machine", "ci-test"]
+    done = subprocess.run(argv, cwd=repo, env=env, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "Traceback" not in done.stdout + done.stderr
+    assert done.stdout.count("recorded") == 2, done.stdout
+    before, after = _asv_grid(repo, first, "track_queries"), _asv_grid(repo, second, "track_queries")
+    assert before[("books=3", "select_related")] == 1 + 3 and before[("books=6", "select_related")] == 1 + 6
+    assert after[("books=3", "select_related")] == 1 + 2 * 3 and after[("books=6", "select_related")] == 1 + 2 * 6
+    assert before[("books=3", "naive")] == after[("books=3", "naive")] == 7  # untouched variants agree
+    assert _asv_grid(repo, second, "track_time")[("books=3", "naive")] > 0
+    # no worktree is left behind, and a second pass skips what asv already holds
+    worktrees = subprocess.run(["git", "worktree", "list"], cwd=repo, capture_output=True, text=True).stdout
+    assert len(worktrees.strip().splitlines()) == 1, worktrees
+    again = subprocess.run(argv, cwd=repo, env=env, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0 and again.stdout.count("skipped") == 2, again.stdout[-2000:]
+
+
+@pytest.fixture
+def seven_commits(tmp_path) -> Path:
+    repo = tmp_path / "seven"
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    for i in range(7):
+        _commit(repo, f"commit {i}")
+    return repo
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("nonsense..HEAD", "git does not know the commit range"),
+    ("HEAD..HEAD", "holds no commits"),
+    ("--upload-pack=x", "bad commit range"),
+    ("", "bad commit range"),
+])
+def test_asv_backfill_bad_ranges_are_clear_errors(seven_commits, spec, message):
+    from harness import asvsite
+    from harness.errors import UsageError
+
+    with pytest.raises(UsageError, match=message):
+        asvsite.commits(seven_commits, spec)
+
+
+def test_asv_backfill_range_every_and_limit(seven_commits):
+    from harness import asvsite
+    from harness.errors import UsageError
+
+    all_six = asvsite.commits(seven_commits, "HEAD~6..HEAD")
+    assert [c.subject for c in all_six] == [f"commit {i}" for i in range(1, 7)]  # oldest first, A excluded
+    assert [c.subject for c in asvsite.commits(seven_commits, "HEAD~6..HEAD", every=4)] == ["commit 2", "commit 6"]
+    assert [c.subject for c in asvsite.commits(seven_commits, "HEAD~3")] == ["commit 3"]
+    with pytest.raises(UsageError, match="at most 2"):
+        asvsite.commits(seven_commits, "HEAD~6..HEAD", limit=2)
+
+
+@pytest.mark.stack
+def test_asv_backfill_interrupted_leaves_nothing_behind(tmp_path, runtime_dir):
+    from tests.test_faults import _alive, _descendants, _wait_for
+
+    if not shutil.which("asv"):
+        if os.environ.get("CI"):
+            pytest.fail("asv is not installed, but CI must run this check")
+        pytest.skip("asv not installed")
+    repo = tmp_path / "repo"
+    _clone_with_working_tree(repo)
+    env = {**os.environ, "LABS_RUNTIME_DIR": runtime_dir, "PYTHONPATH": str(repo)}
+    proc = subprocess.Popen([sys.executable, "-m", "harness", "asv", "backfill", "HEAD~1..HEAD", "-s", "n_plus_one",
+                             "--param", "books=3,6", "--param", "catalog=30", "--machine", "ci-test"],
+                            cwd=repo, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    _wait_for(proc, "valkey-server", timeout_s=120)  # asv → benchmark runner → labs run → its stack
+    seen = {p.pid for p in _descendants(proc.pid)}
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=90)
+    assert proc.returncode == 130, err[-2000:]
+    assert "interrupted" in err and "Traceback" not in out + err
+    deadline = time.monotonic() + 5
+    while _alive(seen) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _alive(seen), "asv, labs run or a server outlived the interrupt"
+    worktrees = subprocess.run(["git", "worktree", "list"], cwd=repo, capture_output=True, text=True).stdout
+    assert len(worktrees.strip().splitlines()) == 1, worktrees
