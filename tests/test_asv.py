@@ -110,6 +110,7 @@ def _offline_site_renders(site: Path) -> None:
 def _clone_with_working_tree(dest: Path) -> None:
     """A throwaway repo whose HEAD is this working tree (uncommitted edits included)."""
     subprocess.run(["git", "clone", "-q", str(ROOT), str(dest)], check=True)
+    subprocess.run(["git", "checkout", "-q", "-B", "main"], cwd=dest, check=True)  # asv.conf.json's branch
     listed = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=ROOT, check=True,
                             capture_output=True, text=True).stdout
     for rel in filter(None, listed.split("\0")):
@@ -164,6 +165,15 @@ def test_asv_backfill_measures_each_commit_with_its_own_code(tmp_path, runtime_d
     assert after[("books=3", "select_related")] == 1 + 2 * 3 and after[("books=6", "select_related")] == 1 + 2 * 6
     assert before[("books=3", "naive")] == after[("books=3", "naive")] == 7  # untouched variants agree
     assert _asv_grid(repo, second, "track_time")[("books=3", "naive")] > 0
+    # the published history has the two commits in order, the regression as a step
+    published = subprocess.run([sys.executable, "-m", "harness", "asv", "publish"], cwd=repo, env=env,
+                               capture_output=True, text=True, timeout=300)
+    assert published.returncode == 0, published.stderr[-2000:]
+    (graph,) = (repo / ".asv" / "html" / "graphs").glob(
+        "branch-main/machine-ci-test/*/labs_suite.Scenario_n_plus_one.track_queries.json")
+    points = sorted(json.loads(graph.read_text()))
+    column = list(before).index(("books=3", "select_related"))
+    assert [values[column] for _, values in points] == [4, 7]
     # no worktree is left behind, and a second pass skips what asv already holds
     worktrees = subprocess.run(["git", "worktree", "list"], cwd=repo, capture_output=True, text=True).stdout
     assert len(worktrees.strip().splitlines()) == 1, worktrees
