@@ -10,14 +10,11 @@ import os
 import signal
 import sys
 
-
-def _to_interrupt(signum, frame):
-    raise KeyboardInterrupt
+from harness import interrupts
 
 
 def main() -> None:
-    signal.signal(signal.SIGINT, _to_interrupt)
-    signal.signal(signal.SIGTERM, _to_interrupt)
+    interrupts.install()
     try:
         from harness import cli
     except KeyboardInterrupt:  # nothing has been started yet: nothing to stop

@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from harness import registry, report, store
+from harness import interrupts, registry, report, store
 from harness.errors import (EXIT_CHECK_FAILED, EXIT_INTERRUPTED, EXIT_OK, LabsError, UsageError, unknown)
 from harness.scenario import PROFILES
 
@@ -47,21 +47,13 @@ def _fail(exc: LabsError) -> None:
     raise typer.Exit(exc.exit_code)
 
 
-_SIGNALLED = False  # a SIGINT/SIGTERM reached us: main() then ends the process itself (see there)
 _TOLD = False  # the user has already been told the run was interrupted
-
-
-def _sigterm_to_interrupt(signum, frame):  # so `finally` blocks stop every child process
-    global _SIGNALLED
-    _SIGNALLED = True
-    raise KeyboardInterrupt
 
 
 def _say_interrupted(text: str = "") -> int:
     global _TOLD
-    if not _TOLD:
-        err.print("[bold red]interrupted[/bold red]" + (f": {text}" if text else ""))
-        _TOLD = True
+    err.print("[bold red]interrupted[/bold red]" + (f": {text}" if text else ""))
+    _TOLD = True
     return EXIT_INTERRUPTED
 
 
@@ -183,7 +175,7 @@ def _run(chosen, opts, json_out: bool, show_lesson: bool, chart: bool = True,
 
     prov = provider(opts.stack)
     results_dir = Path(opts.results_dir)
-    prev_term = signal.signal(signal.SIGTERM, _sigterm_to_interrupt)
+    prev_term = signal.signal(signal.SIGTERM, interrupts.handler)
     code = EXIT_OK
     printed = []
     progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(),
@@ -193,6 +185,7 @@ def _run(chosen, opts, json_out: bool, show_lesson: bool, chart: bool = True,
             boot = progress.add_task(f"starting the {opts.stack} stack…", total=None)
             t0 = time.perf_counter()
             with prov.open() as info:
+                interrupts.check()
                 stack_s = time.perf_counter() - t0
                 progress.update(boot, description="migrating…")
                 djangoenv.setup(info, opts.django_settings)
@@ -376,7 +369,7 @@ def _on_stack(scenario_name: str, stack: str, profile: str, params: list[str] | 
 
     if not list(diagnose.pick(sc, opts, variant, case)):  # bad names fail here, before any server starts
         raise UsageError(f"variant {variant!r} is not in case {case!r} of {sc.name}")
-    prev_term = signal.signal(signal.SIGTERM, _sigterm_to_interrupt)
+    prev_term = signal.signal(signal.SIGTERM, interrupts.handler)
     try:
         with err.status(f"starting the {stack} stack and seeding {sc.name}…"), provider(stack).open() as info:
             djangoenv.setup(info)
@@ -471,7 +464,7 @@ def serve(
                              hint="use --allow-remote if you really mean to expose it")
         if procs.port_open(port, "127.0.0.1" if host in {"localhost", "0.0.0.0"} else host):
             raise UsageError(f"port {port} is already in use", hint="choose another with --port")
-        prev_term = signal.signal(signal.SIGTERM, _sigterm_to_interrupt)
+        prev_term = signal.signal(signal.SIGTERM, interrupts.handler)
         with err.status(f"starting the {stack} stack…"), provider(stack).open() as info:
             djangoenv.setup(info)
             from labs.bookstore.seed import seed_catalog, seed_techempower
@@ -658,7 +651,7 @@ def check_cmd(
     prev_term = signal.getsignal(signal.SIGTERM)
     try:
         ex = ws.get(number)
-        prev_term = signal.signal(signal.SIGTERM, _sigterm_to_interrupt)
+        prev_term = signal.signal(signal.SIGTERM, interrupts.handler)
         with err.status(f"checking exercise {number} on the {stack} stack…"), provider(stack).open() as info:
             djangoenv.setup(info)
             verdict = ws.run_check(ex, info)
@@ -1122,9 +1115,8 @@ def ci(
 
 
 def main() -> None:
-    # SIGTERM behaves like Ctrl-C from the first moment, so `finally` blocks stop every child
-    signal.signal(signal.SIGTERM, _sigterm_to_interrupt)
-    signal.signal(signal.SIGINT, _sigterm_to_interrupt)
+    # SIGINT and SIGTERM unwind from the first moment, so `finally` blocks stop every child
+    interrupts.install()
     code: int | str | None = 0
     try:
         app(prog_name="labs")
@@ -1132,7 +1124,7 @@ def main() -> None:
         code = EXIT_INTERRUPTED
     except SystemExit as exc:  # typer ends every command this way; it turns an interrupt into Exit(130)
         code = exc.code
-        if not _SIGNALLED:
+        if not interrupts.requested():
             raise
     except Exception:  # a bug, not a user error: keep the traceback out of the way but on disk
         fd, path = tempfile.mkstemp(prefix="labs-crash-", suffix=".log")
@@ -1141,7 +1133,7 @@ def main() -> None:
         exc = sys.exc_info()[1]
         err.print(f"[bold red]internal error:[/bold red] {exc!r}\nthe traceback is in {path}; please report it")
         sys.exit(70)
-    if not _SIGNALLED:
+    if code != EXIT_INTERRUPTED and not interrupts.requested():
         sys.exit(code)
     # An interrupt arrived. Every `finally` has run, so every child is stopped. End the process
     # here: CPython 3.11 remembers a KeyboardInterrupt raised inside exec()/eval() (dataclasses and
@@ -1149,7 +1141,7 @@ def main() -> None:
     # then kill itself with SIGINT at exit instead of returning our exit code.
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    if code == EXIT_INTERRUPTED:
+    if code == EXIT_INTERRUPTED and not _TOLD:
         _say_interrupted()
     for stream in (sys.stdout, sys.stderr):
         try:

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import counters as counting
-from harness import stats
+from harness import interrupts, stats
 from harness.errors import LabsError, StackError, UsageError, unknown
 from harness.model import CaseResult, Result, VariantResult
 from harness.scenario import Case, Context, Scenario, Unit, Variant, VariantRun
@@ -150,6 +150,7 @@ def run_scenario(
         cases = list(scenario.cases(params))
         t0 = time.perf_counter()
         for index, case in enumerate(cases):
+            interrupts.check()
             assert_stack_alive(stack)
             case = _filter_case(case, chosen)
             done.append(_run_case(scenario.name, case, index, len(cases), opts, components, budget,
@@ -414,6 +415,7 @@ def measure_self_timed(units: Mapping[str, Unit], budget: Budget, clock: Callabl
     while names:
         shift = rounds % len(names)
         for name in names[shift:] + names[:shift]:
+            interrupts.check()
             samples[name].append(float(units[name]()))
         rounds += 1
         elapsed = clock() - start
@@ -476,6 +478,7 @@ def measure_rounds(
                     gc.enable()
                 samples[name].append((t1 - t0) / n)
             rounds += 1
+            interrupts.check()
             elapsed = clock() - start
             on_lap = rounds % round_multiple == 0
             if on_lap and (rounds >= budget.max_rounds or (rounds >= budget.min_rounds and elapsed >= budget.case_s)):
