@@ -1,5 +1,6 @@
-"""Pagination: OFFSET/LIMIT (Django's Paginator, with and without its COUNT) vs keyset (cursor)
-pagination, at a shallow and a deep page; the plan says how many rows each reads; and what
+"""Pagination: OFFSET/LIMIT (Django's Paginator, with and without its COUNT; DRF's
+PageNumberPagination and LimitOffsetPagination) vs keyset (a hand-written cursor; DRF's
+CursorPagination), at a shallow and a deep page; the plan says how many rows each reads; and what
 OFFSET does to readers while rows are inserted (duplicates and skips, counted).
 
 Newest first: ORDER BY created_at DESC, id DESC, on a copy of the listing table with an index
@@ -9,7 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.scenario import Case, Check, Context, Scenario, Variant, metric_check, same_result_as
+from harness.scenario import (Case, Check, Context, Scenario, Variant, metric_check, queries_exactly,
+                              same_result_as)
 from scenarios import indexes
 
 TABLE = "ix_pagination"
@@ -57,7 +59,119 @@ def _cursor_for(page: int, size: int) -> tuple | None:
     return tuple(row[0])
 
 
+# -- Django REST framework's paginators, driven as a list view drives them ------------------------
+def _drf_request(query: dict):
+    from django.test import RequestFactory
+    from rest_framework.request import Request
+
+    return Request(RequestFactory().get("/listings/", query))
+
+
+def drf_page_number(page: int, size: int) -> list[int]:
+    """DRF PageNumberPagination (?page=N): Django's Paginator underneath, so COUNT(*) + OFFSET."""
+    from rest_framework.pagination import PageNumberPagination
+
+    paginator = PageNumberPagination()
+    paginator.page_size = size
+    return list(paginator.paginate_queryset(_ordered().values_list("id", flat=True), _drf_request({"page": page})))
+
+
+def drf_limit_offset(page: int, size: int) -> list[int]:
+    """DRF LimitOffsetPagination (?limit=&offset=): COUNT(*) + OFFSET."""
+    from rest_framework.pagination import LimitOffsetPagination
+
+    request = _drf_request({"limit": size, "offset": (page - 1) * size})
+    return list(LimitOffsetPagination().paginate_queryset(_ordered().values_list("id", flat=True), request))
+
+
+def _drf_cursor_paginator(size: int):
+    from rest_framework.pagination import CursorPagination
+
+    paginator = CursorPagination()
+    paginator.page_size = size
+    paginator.ordering = ("-created_at", "-id")
+    return paginator
+
+
+def drf_cursor(token: str | None, size: int) -> list[int]:
+    """DRF CursorPagination (?cursor=…): WHERE created_at < position, LIMIT size + 1; no COUNT."""
+    request = _drf_request({"cursor": token} if token else {})
+    rows = _drf_cursor_paginator(size).paginate_queryset(_ordered().values("id", "created_at"), request)
+    return [r["id"] for r in rows]
+
+
+def _drf_token_for(page: int, size: int) -> str | None:
+    """The opaque cursor DRF puts in the previous page's `next` link (unique created_at: offset 0)."""
+    from urllib.parse import parse_qs, urlsplit
+
+    from rest_framework.pagination import Cursor
+
+    last = _cursor_for(page, size)
+    if last is None:
+        return None
+    paginator = _drf_cursor_paginator(size)
+    paginator.base_url = "http://testserver/listings/"
+    link = paginator.encode_cursor(Cursor(offset=0, reverse=False, position=str(last[0])))
+    return parse_qs(urlsplit(link).query)["cursor"][0]
+
+
+DRF = {"drf_page_number": drf_page_number, "drf_limit_offset": drf_limit_offset}
+DRF_QUERIES = {"drf_page_number": 2, "drf_limit_offset": 2, "drf_cursor": 1}
+
+
+def _drf_variant(name: str, page: int, size: int):
+    def make(ctx: Context):
+        if name == "drf_cursor":
+            token = _drf_token_for(page, size)  # given to the client in the previous page's `next` link
+
+            def unit():
+                return drf_cursor(token, size)
+        else:
+            fn = DRF[name]
+
+            def unit():
+                return fn(page, size)
+        if ctx.counting:  # the plan of the page query DRF really sent (the last one; COUNT comes first)
+            from collections import Counter
+
+            from harness import counters
+
+            with counters.count_queries(Counter(), keep_sql=True) as seen:
+                unit()
+            sql, params = seen.statements[-1]
+            ctx.metrics.update(_plan_metrics(_explain_analyze(sql, params)))
+        return unit
+    return make
+
+
+def _explain_analyze(sql: str, params) -> dict:
+    import json
+
+    from django.db import connection
+
+    with connection.cursor() as cur:
+        cur.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + sql, params)
+        raw = cur.fetchone()[0]
+    return (json.loads(raw) if isinstance(raw, str) else raw)[0]["Plan"]
+
+
+def _plan_metrics(plan: dict) -> dict:
+    """Scan node, rows read under the LIMIT (what OFFSET reads and throws away), index used."""
+    from harness.counters import walk_plan
+
+    nodes, used = walk_plan(plan)
+    node = plan
+    while node.get("Plans") and node["Node Type"] in {"Limit", "Result"}:
+        node = node["Plans"][0]
+    scan = next((n for n in nodes if n not in {"Limit", "Result", "Sort"}), plan["Node Type"])
+    return {"plan": scan, "rows_read": int(node.get("Actual Rows", 0) * node.get("Actual Loops", 1)),
+            "index_used": ",".join(used)}
+
+
 def _variant(name: str, page: int, size: int):
+    if name.startswith("drf_"):
+        return _drf_variant(name, page, size)
+
     def make(ctx: Context):
         if name == "keyset":
             cursor = _cursor_for(page, size)  # given to the client with the previous page
@@ -73,22 +187,11 @@ def _variant(name: str, page: int, size: int):
             start = (page - 1) * size
             query = _ordered().values_list("id", flat=True)[start:start + size]
         if ctx.counting:
-            plan = indexes.plan_summary(query)
-            scan = next((n for n in plan["nodes"] if n not in {"Limit", "Result", "Sort"}), plan["top_node"])
-            ctx.metrics.update(plan=scan, rows_read=_rows_read(query), index_used=",".join(plan["indexes"]))
+            import json
+
+            ctx.metrics.update(_plan_metrics(json.loads(query.explain(format="json", analyze=True))[0]["Plan"]))
         return unit
     return make
-
-
-def _rows_read(qs) -> int:
-    """Rows the scan under the LIMIT produced: what OFFSET makes the database read and throw away."""
-    import json
-
-    plan = json.loads(qs.explain(format="json", analyze=True))[0]["Plan"]
-    node = plan
-    while node.get("Plans") and node["Node Type"] in {"Limit", "Result"}:
-        node = node["Plans"][0]
-    return int(node.get("Actual Rows", 0) * node.get("Actual Loops", 1))
 
 
 # -- consistency while rows are inserted ---------------------------------------------------------
@@ -142,12 +245,15 @@ def cases(params) -> list[Case]:
     size = params["size"]
     out = []
     for label, page in (("shallow", 2), ("deep", params["deep_page"])):
-        names = ("offset_paginator", "offset_only", "keyset")
-        checks = [same_result_as("offset_only", "offset_paginator"), same_result_as("keyset", "offset_paginator"),
-                  _rows_check("keyset", size + 1)]
+        names = ("offset_paginator", "offset_only", "keyset", "drf_page_number", "drf_limit_offset", "drf_cursor")
+        checks = [same_result_as(n, "offset_paginator") for n in names[1:]]
+        checks += [queries_exactly("offset_paginator", 2), queries_exactly("offset_only", 1),
+                   queries_exactly("keyset", 1)] + [queries_exactly(n, q) for n, q in DRF_QUERIES.items()]
+        checks += [_rows_check("keyset", size + 1), _rows_check("drf_cursor", size + 1)]
         if label == "deep":
-            checks.append(metric_check("offset_only", "rows_read", lambda v, p=page: v is not None and v >= (p - 1) * size,
-                                       f">= {(page - 1) * size} (OFFSET reads and discards)"))
+            checks += [metric_check(n, "rows_read", lambda v, p=page: v is not None and v >= (p - 1) * size,
+                                    f">= {(page - 1) * size} (OFFSET reads and discards)")
+                       for n in ("offset_only", "drf_page_number", "drf_limit_offset")]
         out.append(Case(f"{label}_page", {"page": page, "size": size, "rows": params["rows"]}, "offset_paginator",
                         tuple(Variant(n, _variant(n, page, size)) for n in names), tuple(checks),
                         title=f"{label} page {page} of {size} rows · {params['rows']:,} rows, newest first",
@@ -185,8 +291,16 @@ def summarize(result) -> list[str]:
             lines.append(f"With {case.params['inserts']} rows inserted between two requests, OFFSET page 2 repeated "
                          f"{v['offset'].metrics.get('duplicates')} rows of page 1; keyset repeated "
                          f"{v['keyset'].metrics.get('duplicates')}.")
-    lines.append("DRF's CursorPagination is keyset pagination; PageNumberPagination and LimitOffsetPagination are "
-                 "OFFSET.")
+    deep = next((c for c in result.cases if c.name == "deep_page"), None)
+    if deep is not None and deep.variants.get("drf_cursor") and deep.variants["drf_cursor"].ratio:
+        v = deep.variants
+        lines.append(f"DRF: CursorPagination is keyset pagination (1 query, {v['drf_cursor'].metrics.get('rows_read')} "
+                     f"rows read at page {deep.params['page']}); PageNumberPagination and LimitOffsetPagination are "
+                     f"COUNT(*) + OFFSET ({v['drf_limit_offset'].metrics.get('rows_read')} rows read). "
+                     f"Cursor vs page number there: {v['drf_page_number'].ratio / v['drf_cursor'].ratio:.1f}× faster.")
+    else:
+        lines.append("DRF's CursorPagination is keyset pagination; PageNumberPagination and LimitOffsetPagination "
+                     "are OFFSET.")
     return lines
 
 

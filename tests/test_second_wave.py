@@ -49,6 +49,13 @@ def test_pagination(stack, tiny_budget):
     assert deep["offset_only"].metrics["rows_read"] >= 199 * 20
     assert deep["keyset"].metrics["rows_read"] <= 21
     assert deep["offset_paginator"].counters["queries"] == 2 and deep["keyset"].counters["queries"] == 1
+    # DRF's paginators, driven as a list view drives them: page number and limit/offset are COUNT + OFFSET,
+    # the cursor is keyset (one query, size + 1 rows: the extra row tells DRF there is a next page)
+    for name in ("drf_page_number", "drf_limit_offset"):
+        assert deep[name].counters["queries"] == 2 and deep[name].metrics["rows_read"] >= 199 * 20, name
+    assert deep["drf_cursor"].counters["queries"] == 1 and deep["drf_cursor"].metrics["rows_read"] == 21
+    assert "Index" in deep["drf_cursor"].metrics["plan"]
+    assert cases["shallow_page"].variants["drf_cursor"].counters["queries"] == 1
     cons = cases["consistency"].variants
     assert cons["offset"].metrics["duplicates"] == 5 and cons["keyset"].metrics["duplicates"] == 0
 
