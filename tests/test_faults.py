@@ -134,7 +134,7 @@ def test_interrupt_at_each_phase(tmp_path, runtime_dir, delay_s, phase, sig):
         assert proc.returncode in (130, 0), err[-2000:]  # 0 only if it finished before the signal
         if proc.returncode == 130:
             assert "interrupted" in err
-    assert "Traceback" not in err + out
+        assert "Traceback" not in err + out
     while _alive(seen) and time.monotonic() - t0 < 5.0:
         time.sleep(0.1)
     assert not _alive(seen), f"children alive 5 s after the {phase} interrupt"
@@ -161,10 +161,10 @@ def test_interrupt_while_python_starts_up_exits_130_or_by_the_signal(tmp_path, s
         time.sleep(0.08 + 0.01 * i)
         proc.send_signal(sig)
         out, err = proc.communicate(timeout=30)
-        assert "Traceback" not in err + out
         assert proc.returncode in (130, -sig), (proc.returncode, err[-1500:])
-        if proc.returncode == 130:
-            assert "interrupted" in err
+        if proc.returncode == 130:  # labs had its handler: the message, never a traceback
+            assert "interrupted" in err and "Traceback" not in err + out
+        # else: Python itself was still starting (a SIGINT there prints Python's own traceback)
         codes.append(proc.returncode)
     assert 130 in codes, f"no signal reached labs itself: {codes}"
 
