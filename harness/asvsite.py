@@ -195,7 +195,7 @@ def _ensure_machine(root: Path, machine: str | None) -> None:
         raise LabsError("`asv machine --yes` failed: " + (done.stderr or done.stdout).strip()[-300:])
 
 
-def _run_group(args: list[str], cwd: Path, env: dict[str, str], timeout_s: float) -> tuple[int, str]:
+def _run_asv(args: list[str], cwd: Path, env: dict[str, str], timeout_s: float) -> tuple[int, str]:
     """Run asv in its own session (a terminal's Ctrl-C reaches us, not it); on interrupt or timeout
     stop it and everything under it before going on."""
     with tempfile.TemporaryFile("w+") as log:
@@ -204,17 +204,17 @@ def _run_group(args: list[str], cwd: Path, env: dict[str, str], timeout_s: float
         try:
             code = proc.wait(timeout=timeout_s)
         except subprocess.TimeoutExpired:
-            _stop_group(proc)
+            _stop_asv(proc)
             code = -1
             log.write(f"\n(stopped: no result within {timeout_s:.0f} s)")
         except BaseException:
-            _stop_group(proc)
+            _stop_asv(proc)
             raise
         log.seek(0)
         return code, log.read()
 
 
-def _stop_group(proc: subprocess.Popen) -> None:
+def _stop_asv(proc: subprocess.Popen) -> None:
     """SIGTERM to asv; whatever of its family (benchmark runners in their own groups, `labs run`)
     is still there after 20 s is killed (the servers of a killed `labs run` die with it)."""
     from harness.stack import procs
@@ -280,7 +280,7 @@ def _record(root: Path, commit: Commit, tree: Path, machine: str | None, scenari
         args = ["asv", "run", "--python=same", "--set-commit-hash", commit.sha, "--show-stderr"]
         if machine:
             args += ["--machine", machine]
-        code, log = _run_group(args, root, env, timeout_s)
+        code, log = _run_asv(args, root, env, timeout_s)
     finally:
         _git(root, "worktree", "remove", "--force", str(tree))
     seconds = time.perf_counter() - t0
