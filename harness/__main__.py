@@ -6,8 +6,6 @@ Kept to the standard library so the interrupt handlers are in place before the s
 """
 from __future__ import annotations
 
-import os
-import signal
 import sys
 
 from harness import interrupts
@@ -18,11 +16,8 @@ def main() -> None:
     try:
         from harness import cli
     except KeyboardInterrupt:  # nothing has been started yet: nothing to stop
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         sys.stderr.write("interrupted\n")
-        sys.stderr.flush()
-        os._exit(130)  # see cli.main: a plain exit could still end by SIGINT on CPython 3.11
+        interrupts.finish(130)
     cli.main()
 
 

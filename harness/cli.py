@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import sys
 import tempfile
 import time
@@ -175,7 +174,6 @@ def _run(chosen, opts, json_out: bool, show_lesson: bool, chart: bool = True,
 
     prov = provider(opts.stack)
     results_dir = Path(opts.results_dir)
-    prev_term = signal.signal(signal.SIGTERM, interrupts.handler)
     code = EXIT_OK
     printed = []
     progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(),
@@ -232,8 +230,6 @@ def _run(chosen, opts, json_out: bool, show_lesson: bool, chart: bool = True,
     except KeyboardInterrupt:
         return _say_interrupted("every service this run started was stopped; "
                                 "the partial result is saved marked incomplete."), []
-    finally:
-        signal.signal(signal.SIGTERM, prev_term)
     for result, path, sc in printed:
         png = _chart(result, path) if chart else None
         if json_out:
@@ -369,20 +365,16 @@ def _on_stack(scenario_name: str, stack: str, profile: str, params: list[str] | 
 
     if not list(diagnose.pick(sc, opts, variant, case)):  # bad names fail here, before any server starts
         raise UsageError(f"variant {variant!r} is not in case {case!r} of {sc.name}")
-    prev_term = signal.signal(signal.SIGTERM, interrupts.handler)
-    try:
-        with err.status(f"starting the {stack} stack and seeding {sc.name}…"), provider(stack).open() as info:
-            djangoenv.setup(info)
-            artifacts = Path("results") / new_run_id(f"{sc.name}-diagnose")
-            if sc.setup is not None:
-                sc.setup(Context(sc.params_for(profile, overrides), 42, profile, info.components, artifacts=artifacts))
-            try:
-                return fn(sc, opts, info, artifacts)
-            finally:
-                if sc.teardown is not None:
-                    sc.teardown()
-    finally:
-        signal.signal(signal.SIGTERM, prev_term)
+    with err.status(f"starting the {stack} stack and seeding {sc.name}…"), provider(stack).open() as info:
+        djangoenv.setup(info)
+        artifacts = Path("results") / new_run_id(f"{sc.name}-diagnose")
+        if sc.setup is not None:
+            sc.setup(Context(sc.params_for(profile, overrides), 42, profile, info.components, artifacts=artifacts))
+        try:
+            return fn(sc, opts, info, artifacts)
+        finally:
+            if sc.teardown is not None:
+                sc.teardown()
 
 
 @app.command("explain")
@@ -457,14 +449,12 @@ def serve(
     from harness import djangoenv
     from harness.stack import procs, provider
 
-    prev_term = signal.getsignal(signal.SIGTERM)
     try:
         if host not in {"127.0.0.1", "localhost", "::1"} and not allow_remote:
             raise UsageError(f"refusing to bind {host}: the lab app with debug tools must stay on loopback",
                              hint="use --allow-remote if you really mean to expose it")
         if procs.port_open(port, "127.0.0.1" if host in {"localhost", "0.0.0.0"} else host):
             raise UsageError(f"port {port} is already in use", hint="choose another with --port")
-        prev_term = signal.signal(signal.SIGTERM, interrupts.handler)
         with err.status(f"starting the {stack} stack…"), provider(stack).open() as info:
             djangoenv.setup(info)
             from labs.bookstore.seed import seed_catalog, seed_techempower
@@ -492,8 +482,6 @@ def serve(
         _fail(LabsError(f"migrating the serve database failed (exit {exc.returncode})"))
     except LabsError as exc:
         _fail(exc)
-    finally:
-        signal.signal(signal.SIGTERM, prev_term)
 
 
 @app.command("export")
@@ -648,10 +636,8 @@ def check_cmd(
     from harness import workshop as ws
     from harness.stack import provider
 
-    prev_term = signal.getsignal(signal.SIGTERM)
     try:
         ex = ws.get(number)
-        prev_term = signal.signal(signal.SIGTERM, interrupts.handler)
         with err.status(f"checking exercise {number} on the {stack} stack…"), provider(stack).open() as info:
             djangoenv.setup(info)
             verdict = ws.run_check(ex, info)
@@ -659,8 +645,6 @@ def check_cmd(
         raise typer.Exit(EXIT_INTERRUPTED)
     except LabsError as exc:
         _fail(exc)
-    finally:
-        signal.signal(signal.SIGTERM, prev_term)
     if verdict.result is not None:
         report.terminal(verdict.result, out)
     entry = ws.load_progress().get(str(number), {})
@@ -1135,20 +1119,10 @@ def main() -> None:
         sys.exit(70)
     if code != EXIT_INTERRUPTED and not interrupts.requested():
         sys.exit(code)
-    # An interrupt arrived. Every `finally` has run, so every child is stopped. End the process
-    # here: CPython 3.11 remembers a KeyboardInterrupt raised inside exec()/eval() (dataclasses and
-    # namedtuple use them while modules import) as "unhandled" even after it was caught, and would
-    # then kill itself with SIGINT at exit instead of returning our exit code.
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # An interrupt arrived; every `finally` has run, so every child is stopped.
     if code == EXIT_INTERRUPTED and not _TOLD:
         _say_interrupted()
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except (OSError, ValueError):
-            pass
-    os._exit(code if isinstance(code, int) else 1)
+    interrupts.finish(code if isinstance(code, int) else 1)
 
 
 if __name__ == "__main__":

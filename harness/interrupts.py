@@ -8,6 +8,7 @@ Standard library only: the entry point installs this before the slow imports.
 """
 from __future__ import annotations
 
+import os
 import signal
 import sys
 
@@ -43,3 +44,19 @@ def install() -> None:
     signal.signal(signal.SIGTERM, handler)
     if not getattr(sys.unraisablehook, "perflab", False):
         sys.unraisablehook = _unraisable(sys.unraisablehook)
+
+
+def finish(code: int) -> None:
+    """End the process with `code` after an interrupt, once every `finally` has run.
+
+    Not a plain exit: CPython 3.11 remembers a KeyboardInterrupt raised inside exec()/eval()
+    (dataclasses, namedtuple and typing use them while modules import) as "unhandled" even after
+    it was caught, and would then kill itself with SIGINT at exit instead of returning `code`."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code)
