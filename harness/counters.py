@@ -70,18 +70,24 @@ def walk_plan(root: dict) -> tuple[list[str], list[str]]:
     return nodes, indexes
 
 
-def explain(sql: str, params: Any, using: str = "default") -> dict:
-    """EXPLAIN (FORMAT JSON) of one statement: top node, the scan nodes, indexes, cost."""
+def plan_json(sql: str, params: Any, analyze: bool = False, using: str = "default") -> dict:
+    """The root ("Plan") of EXPLAIN (FORMAT JSON) for one statement; `analyze` runs it (with BUFFERS)."""
     from django.db import connections
 
+    options = "ANALYZE, BUFFERS, FORMAT JSON" if analyze else "FORMAT JSON"
     with connections[using].cursor() as cur:
-        cur.execute("EXPLAIN (FORMAT JSON) " + sql, params)
+        cur.execute(f"EXPLAIN ({options}) " + sql, params)
         plan = cur.fetchone()[0]
     if isinstance(plan, str):
         import json
 
         plan = json.loads(plan)
-    root = plan[0]["Plan"]
+    return plan[0]["Plan"]
+
+
+def explain(sql: str, params: Any, using: str = "default") -> dict:
+    """EXPLAIN (FORMAT JSON) of one statement: top node, the scan nodes, indexes, cost."""
+    root = plan_json(sql, params, using=using)
     nodes, indexes = walk_plan(root)
     return {
         "sql": normalize_sql(sql),

@@ -5,7 +5,6 @@ the statements again, and the profiler slows the code it watches.
 """
 from __future__ import annotations
 
-import json
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -53,8 +52,6 @@ class Explained:
 
 def explain(scenario: Scenario, opts: RunOptions, components: frozenset[str], artifacts: Path,
             variant: str | None = None, case: str | None = None) -> list[Explained]:
-    from django.db import connection
-
     out = []
     for c, v in pick(scenario, opts, variant, case):
         _run, statements = counting_pass(v, c, opts, components, artifacts, keep_sql=True)
@@ -62,13 +59,8 @@ def explain(scenario: Scenario, opts: RunOptions, components: frozenset[str], ar
         for sql, params in distinct_sql(statements):
             if not sql.lstrip().upper().startswith(("SELECT", "WITH", "UPDATE", "DELETE", "INSERT")):
                 continue
-            with connection.cursor() as cur:
-                if sql.lstrip().upper().startswith("SELECT") or sql.lstrip().upper().startswith("WITH"):
-                    cur.execute("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + sql, params)
-                else:  # never change data to explain it: plan only
-                    cur.execute("EXPLAIN (FORMAT JSON) " + sql, params)
-                raw = cur.fetchone()[0]
-            plan = (json.loads(raw) if isinstance(raw, str) else raw)[0]["Plan"]
+            # never change data to explain it: only reads are run (ANALYZE), writes are planned
+            plan = counters.plan_json(sql, params, analyze=sql.lstrip().upper().startswith(("SELECT", "WITH")))
             out.append(Explained(c.name, v.name, counters.normalize_sql(sql), plan, calls[counters.normalize_sql(sql)]))
     return out
 

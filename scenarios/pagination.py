@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from harness import counters
 from harness.scenario import (Case, Check, Context, Scenario, Variant, metric_check, queries_exactly,
                               same_result_as)
 from scenarios import indexes
@@ -134,25 +135,12 @@ def _drf_variant(name: str, page: int, size: int):
         if ctx.counting:  # the plan of the page query DRF really sent (the last one; COUNT comes first)
             from collections import Counter
 
-            from harness import counters
-
             with counters.count_queries(Counter(), keep_sql=True) as seen:
                 unit()
             sql, params = seen.statements[-1]
-            ctx.metrics.update(_plan_metrics(_explain_analyze(sql, params)))
+            ctx.metrics.update(_plan_metrics(counters.plan_json(sql, params, analyze=True)))
         return unit
     return make
-
-
-def _explain_analyze(sql: str, params) -> dict:
-    import json
-
-    from django.db import connection
-
-    with connection.cursor() as cur:
-        cur.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + sql, params)
-        raw = cur.fetchone()[0]
-    return (json.loads(raw) if isinstance(raw, str) else raw)[0]["Plan"]
 
 
 def _plan_metrics(plan: dict) -> dict:
@@ -187,9 +175,7 @@ def _variant(name: str, page: int, size: int):
             start = (page - 1) * size
             query = _ordered().values_list("id", flat=True)[start:start + size]
         if ctx.counting:
-            import json
-
-            ctx.metrics.update(_plan_metrics(json.loads(query.explain(format="json", analyze=True))[0]["Plan"]))
+            ctx.metrics.update(_plan_metrics(counters.plan_json(*query.query.sql_with_params(), analyze=True)))
         return unit
     return make
 
