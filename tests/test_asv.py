@@ -35,19 +35,20 @@ def test_suite_lists_every_scenario_and_variant(monkeypatch):
             assert callable(getattr(cls, track)) and getattr(cls, track).unit
 
 
-@pytest.mark.stack
-def test_asv_run_records_the_harness_numbers(tmp_path, runtime_dir):
+def _require_asv() -> None:
     if not shutil.which("asv"):
         if os.environ.get("CI"):
             pytest.fail("asv is not installed, but CI must run this check")
         pytest.skip("asv not installed")
+
+
+@pytest.mark.stack
+def test_asv_run_records_the_harness_numbers(tmp_path, runtime_dir):
+    _require_asv()
     repo = tmp_path / "repo"
-    subprocess.run(["git", "clone", "-q", str(ROOT), str(repo)], check=True)
-    # the clone has the committed tree; bring the working tree's suite so uncommitted edits are tested
-    shutil.copy(ROOT / "benchmarks" / "labs_suite.py", repo / "benchmarks" / "labs_suite.py")
-    shutil.copy(ROOT / "asv.conf.json", repo / "asv.conf.json")
+    _clone_with_working_tree(repo)  # uncommitted edits of the suite are what gets tested
     env = {**os.environ, "LABS_ASV_SCENARIOS": "n_plus_one", "LABS_ASV_PARAMS": "books=3,6;catalog=30",
-           "LABS_RUNTIME_DIR": runtime_dir, "PYTHONPATH": str(ROOT)}
+           "LABS_RUNTIME_DIR": runtime_dir, "PYTHONPATH": str(repo)}
     sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True).stdout.strip()
     subprocess.run(["asv", "machine", "--yes", "--machine", "ci-test"], cwd=repo, env=env, check=True,
                    capture_output=True)
@@ -56,16 +57,11 @@ def test_asv_run_records_the_harness_numbers(tmp_path, runtime_dir):
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     files = [p for p in (repo / ".asv" / "results" / "ci-test").glob("*.json") if p.name != "machine.json"]
     assert files, done.stdout[-2000:]
-    data = json.loads(files[0].read_text())
-    results = data["results"]
-    key = "labs_suite.Scenario_n_plus_one.track_queries"
-    assert key in results, sorted(results)
-    values = results[key][0]
+    assert "labs_suite.Scenario_n_plus_one.track_queries" in json.loads(files[0].read_text())["results"]
     # params order: case x variant; naive at 3 books runs 1 + 2*3 queries, values_agg 1
-    cases, variants = results[key][1]
-    grid = dict(zip([(c, v) for c in cases for v in variants], values))
-    assert grid[("'books=3'", "'naive'")] == 7
-    assert grid[("'books=6'", "'values_agg'")] == 1
+    grid = _asv_grid(repo, sha, "track_queries")
+    assert grid[("books=3", "naive")] == 7
+    assert grid[("books=6", "values_agg")] == 1
     published = subprocess.run(["asv", "publish"], cwd=repo, env=env, capture_output=True, text=True, timeout=300)
     assert published.returncode == 0, published.stderr[-2000:]
     site = repo / ".asv" / "html"
@@ -139,10 +135,7 @@ def _asv_grid(repo: Path, sha: str, benchmark: str) -> dict:
 def test_asv_backfill_measures_each_commit_with_its_own_code(tmp_path, runtime_dir):
     """Two commits, the second drops select_related: asv must record 1+n queries for the first and
     1+2n for the second - only possible if each commit's own scenario code ran."""
-    if not shutil.which("asv"):
-        if os.environ.get("CI"):
-            pytest.fail("asv is not installed, but CI must run this check")
-        pytest.skip("asv not installed")
+    _require_asv()
     repo = tmp_path / "repo"
     _clone_with_working_tree(repo)
     first = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True).stdout.strip()
@@ -220,10 +213,7 @@ def test_asv_backfill_range_every_and_limit(seven_commits):
 def test_asv_backfill_interrupted_leaves_nothing_behind(tmp_path, runtime_dir):
     from tests.test_faults import _alive, _descendants, _wait_for
 
-    if not shutil.which("asv"):
-        if os.environ.get("CI"):
-            pytest.fail("asv is not installed, but CI must run this check")
-        pytest.skip("asv not installed")
+    _require_asv()
     repo = tmp_path / "repo"
     _clone_with_working_tree(repo)
     env = {**os.environ, "LABS_RUNTIME_DIR": runtime_dir, "PYTHONPATH": str(repo)}
