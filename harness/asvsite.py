@@ -41,9 +41,10 @@ VENDOR = {
 }
 
 
-def html_dir(root: Path) -> Path:
+def asv_dir(root: Path, key: str) -> Path:
+    """A directory asv.conf.json names (html_dir, results_dir), with asv's default."""
     conf = json.loads((root / "asv.conf.json").read_text())
-    return root / conf.get("html_dir", "html")
+    return root / conf.get(key, {"html_dir": "html", "results_dir": "results"}[key])
 
 
 def publish(root: Path, offline: bool) -> Path:
@@ -53,7 +54,7 @@ def publish(root: Path, offline: bool) -> Path:
     if done.returncode != 0:
         raise LabsError("asv publish failed: " + (done.stderr or done.stdout).strip().splitlines()[-1],
                         hint="record results first: asv run --python=same --set-commit-hash $(git rev-parse HEAD)")
-    site = html_dir(root)
+    site = asv_dir(root, "html_dir")
     if offline:
         vendor(site)
     return site / "index.html"
@@ -156,16 +157,11 @@ def commits(root: Path, spec: str, every: int = 1, limit: int = 50) -> list[Comm
     return [Commit(sha, subjects.get(sha, "")) for sha in shas]
 
 
-def _results_dir(root: Path) -> Path:
-    conf = json.loads((root / "asv.conf.json").read_text())
-    return root / conf.get("results_dir", "results")
-
-
 def recorded_values(root: Path, sha: str, machine: str | None = None) -> int:
     """How many non-null benchmark values asv holds for `sha` (0: none, or never recorded)."""
     count = 0
     pattern = f"{machine or '*'}/{sha[:8]}-*.json"
-    for path in _results_dir(root).glob(pattern):
+    for path in asv_dir(root, "results_dir").glob(pattern):
         try:
             data = json.loads(path.read_text())
         except (OSError, ValueError):
@@ -251,9 +247,9 @@ def backfill(
             for i, commit in enumerate(chosen):
                 if on_commit:
                     on_commit(i, len(chosen), commit, None)
-                if not rerun and recorded_values(root, commit.sha, machine):
-                    row = Recorded(commit, "skipped", values=recorded_values(root, commit.sha, machine),
-                                   detail="already recorded (--rerun to measure again)")
+                held = 0 if rerun else recorded_values(root, commit.sha, machine)
+                if held:
+                    row = Recorded(commit, "skipped", values=held, detail="already recorded (--rerun to measure again)")
                 else:
                     row = _record(root, commit, Path(tmp) / commit.sha[:12], machine, scenarios, profile,
                                   params or {}, timeout_s)

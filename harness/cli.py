@@ -785,6 +785,9 @@ def asv_publish_cmd(
     out.print(str(index))
 
 
+_BACKFILL_COLOURS = {"recorded": "green", "skipped": "dim", "failed": "red"}
+
+
 @asv_app.command("backfill")
 def asv_backfill_cmd(
     commits: Annotated[str, typer.Argument(help="A..B (the commits after A up to B, oldest first) or one commit.",
@@ -817,7 +820,7 @@ def asv_backfill_cmd(
                 if row is None:
                     status.update(f"asv: measuring commit {i + 1}/{n} {commit.sha[:8]} {commit.subject[:50]}…")
                 else:
-                    colour = {"recorded": "green", "skipped": "dim", "failed": "red"}[row.status]
+                    colour = _BACKFILL_COLOURS[row.status]
                     err.print(f"[{colour}]{row.status:>8}[/{colour}] {commit.sha[:8]} {commit.subject[:60]}"
                               + (f"  ({row.seconds:.0f} s)" if row.seconds else ""), highlight=False)
 
@@ -831,7 +834,7 @@ def asv_backfill_cmd(
     for col in ("commit", "subject", "status", "values", "seconds", "detail"):
         table.add_column(col, justify="right" if col in ("values", "seconds") else "left")
     for row in rows:
-        colour = {"recorded": "green", "skipped": "dim", "failed": "red"}[row.status]
+        colour = _BACKFILL_COLOURS[row.status]
         table.add_row(row.commit.sha[:8], row.commit.subject[:48], f"[{colour}]{row.status}[/{colour}]",
                       str(row.values), f"{row.seconds:.0f}" if row.seconds else "", row.detail[:80])
     out.print(table)
