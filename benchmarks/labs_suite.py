@@ -20,7 +20,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from harness import registry
+from harness.project import registry
 
 PROFILE = os.environ.get("LABS_ASV_PROFILE", "quick")
 

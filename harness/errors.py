@@ -45,3 +45,14 @@ def unknown(kind: str, name: str, choices: Iterable[str]) -> UsageError:
     guess = closest(name, choices)
     hint = f"did you mean {guess}?" if guess else None
     return UsageError(f"unknown {kind} {name!r} (choose from: {', '.join(choices)})", hint)
+
+
+class LabsDeprecationWarning(FutureWarning):
+    """An old name or field that still works but will go: shown to users (FutureWarning is shown
+    by default, DeprecationWarning is not), with the new name to use."""
+
+
+class Interrupted(LabsError):
+    """Ctrl-C or SIGTERM stopped a command; `message` says what was kept (every child is stopped)."""
+
+    exit_code = EXIT_INTERRUPTED

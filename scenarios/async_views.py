@@ -3,21 +3,26 @@
 A sync view under WSGI (Gunicorn gthread) against an async view under ASGI (Uvicorn worker),
 for an endpoint that awaits an upstream service (a real local server that answers after a
 fixed delay) and for one that uses the ORM (`aget` vs `sync_to_async` vs a plain sync view).
-Real Gunicorn, real Locust bursts, interleaved; see the gunicorn scenario for the machinery.
+Real Gunicorn, real Locust bursts, interleaved (harness.measure.load is the machinery).
 """
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 
-from harness.http import ServerConfig, get
-from harness.scenario import Case, Context, Scenario, Variant, metric_check, same_result_as
+from harness.measure.http import ServerConfig, get
+from harness.measure.load import LATENCY_CHART, LOAD_METRICS, Rig, load_variant
+from harness.scenario import (
+    Case,
+    Context,
+    Scenario,
+    SelfTimed,
+    Variant,
+    metric_check,
+    same_result_as,
+)
 from harness.stack import procs
-from scenarios import gunicorn as machinery
-
-_UPSTREAM: dict = {}
 
 WSGI = ServerConfig("wsgi_gthread", "gthread", 2, threads=4)
 ASGI = ServerConfig("asgi_uvicorn", "uvicorn_worker.UvicornWorker", 2, asgi=True)
@@ -35,32 +40,24 @@ def _verify(paths: list[str]):
 
 def _variant(config: ServerConfig, path: str) -> Variant:
     return Variant(f"{'wsgi' if not config.asgi else 'asgi'}_{path.split('/', 2)[2]}",
-                   machinery.load_variant(config, [(path, 1)], _verify([path])),
+                   load_variant(config, [(path, 1)], _verify([path])),
                    f"{config.describe()} → {path}")
 
 
-def setup(ctx: Context) -> None:
+def setup(ctx: Context) -> Rig:
+    """Seed, start the upstream stand-in (stopped with the run), and a Rig whose servers know it."""
     from labs.bookstore.seed import seed_techempower
 
     seed_techempower(ctx.seed)
-    proc = _UPSTREAM.get("proc")
-    if proc is None or proc.poll() is not None:
-        port = procs.free_port()
-        log = ctx.artifacts_dir() / "upstream.log"
-        proc = procs.start([sys.executable, "-m", "harness.upstream", "--port", str(port), "--delay-ms",
-                            str(ctx.params["upstream_ms"])], log)
-        procs.wait_ready("the upstream stand-in", lambda: procs.port_open(port), proc, log, timeout_s=15)
-        _UPSTREAM.update(proc=proc, url=f"http://127.0.0.1:{port}/")
-        os.environ["LABS_UPSTREAM_URL"] = _UPSTREAM["url"]  # inherited by the Gunicorn servers
-
-
-def teardown() -> None:
-    machinery.teardown()
-    proc = _UPSTREAM.pop("proc", None)
-    if proc is not None:
-        procs.stop_child(proc)
-    _UPSTREAM.clear()
-    os.environ.pop("LABS_UPSTREAM_URL", None)
+    port = procs.free_port()
+    log = ctx.artifacts_dir() / "upstream.log"
+    proc = procs.start([sys.executable, "-m", "harness.measure.upstream", "--port", str(port), "--delay-ms",
+                        str(ctx.params["upstream_ms"])], log)
+    ctx.on_close(lambda: procs.stop_child(proc))
+    procs.wait_ready("the upstream stand-in", lambda: procs.port_open(port), proc, log, timeout_s=15)
+    rig = Rig(ctx.artifacts_dir(), {"LABS_CONN_MAX_AGE": "0", "LABS_UPSTREAM_URL": f"http://127.0.0.1:{port}/"})
+    ctx.on_close(rig.close)
+    return rig
 
 
 def cases(params) -> list[Case]:
@@ -75,8 +72,8 @@ def cases(params) -> list[Case]:
         base = variants[0].name
         checks = [same_result_as(v.name, base) for v in variants[1:]]
         checks += [metric_check(v.name, "failures", lambda x: x == 0, "== 0") for v in variants]
-        out.append(Case(name, {**load, "endpoint": name}, base, variants, tuple(checks), self_timed=True,
-                        rounds=params["rounds"], time_label="",
+        out.append(Case(name, {**load, "endpoint": name}, base, variants, tuple(checks),
+                        timing=SelfTimed(rounds=params["rounds"]), time_label="", charts=(LATENCY_CHART,),
                         title=f"{name} · {params['users']} users · upstream waits {params['upstream_ms']} ms · "
                               f"WSGI gthread 2×4 vs ASGI Uvicorn ×2",
                         columns=("rps", "p50_ms", "p95_ms", "failures", "server_cpu", "generator_cpu")))
@@ -115,5 +112,6 @@ SCENARIO = Scenario(
     setup=setup,
     lesson_file=Path(__file__).with_suffix(".md"),
     summarize=summarize,
-    teardown=teardown,
+    metrics=LOAD_METRICS,
+    processes={"quick": 1, "full": 1},
 )

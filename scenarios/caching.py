@@ -25,7 +25,18 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from harness.scenario import Case, Check, Context, Scenario, Variant, metric_check, same_result_as
+from harness.scenario import (
+    Case,
+    Check,
+    Context,
+    FixedLoops,
+    Metric,
+    Scenario,
+    Variant,
+    fmt_time,
+    metric_check,
+    same_result_as,
+)
 from scenarios import common
 
 TTL_S = 300
@@ -98,17 +109,12 @@ def _stocks(n_keys: int) -> dict[int, int]:
     return dict(Book.objects.filter(pk__lte=n_keys).values_list("id", "stock"))
 
 
-def _restore_stocks(stocks: dict[int, int]) -> None:
-    """Put every book's stock back, in one statement, so each variant starts from the same data."""
-    from django.db import connection
+def restore_stocks(stocks: dict[int, int]) -> None:
+    """Put every book's stock back, in one statement, so each variant starts from the same data
+    (public: the workshop's caching check uses it too)."""
+    from labs.bookstore.seed import set_stocks
 
-    if not stocks:
-        return
-    values = ",".join(["(%s,%s)"] * len(stocks))
-    params = [x for pair in stocks.items() for x in pair]
-    with connection.cursor() as cur:
-        cur.execute(f"UPDATE bookstore_book b SET stock = v.stock FROM (VALUES {values}) AS v(id, stock) "
-                    "WHERE b.id = v.id AND b.stock <> v.stock", params)
+    set_stocks(stocks)
 
 
 def _redis():
@@ -135,7 +141,7 @@ def reset_cache(alias: str) -> None:
 def _cache(ctx: Context, alias: str):
     from django.core.cache import caches
 
-    from harness.counters import CountingCache
+    from harness.measure.counters import CountingCache
 
     cache = caches[alias]
     return CountingCache(cache, ctx.counters) if ctx.counting else cache
@@ -172,7 +178,7 @@ def _strategy(name: str, alias: str = "default", namespace: str = "") -> Callabl
         ops = ctx_ops(ctx)
         initial = ctx_initial(ctx)
         if ctx.counting:  # verified passes run one variant at a time, each from the same start
-            _restore_stocks(initial)
+            restore_stocks(initial)
             if name != "no_cache":
                 reset_cache(alias)
         cache = _cache(ctx, alias) if name != "no_cache" else None
@@ -222,6 +228,7 @@ def _strategy(name: str, alias: str = "default", namespace: str = "") -> Callabl
             # a timed no_cache has no cache to warm (and its stream position is 0 either way)
             _warm_lap(ctx, unit, len(ops))
 
+        @ctx.on_close
         def close() -> None:
             if flusher is not None:
                 if ctx.counting:
@@ -231,7 +238,11 @@ def _strategy(name: str, alias: str = "default", namespace: str = "") -> Callabl
             if tracker is not None:
                 tracker.finish()
 
-        ctx.state["close"] = close
+        if flusher is not None and not ctx.counting:
+            # the flusher drains only during write_behind's own samples: its work is charged to
+            # write_behind, never to the variant timed next
+            flusher.pause()
+            ctx.around_samples(flusher.resume, flusher.pause)
         return unit
 
     return make
@@ -258,6 +269,10 @@ class _Flusher:
         self.client = _redis()
         self.client.delete(WB_QUEUE)
         self.stopping = threading.Event()
+        self.running = threading.Event()
+        """Cleared by pause(): the thread waits, so it never runs during another variant's sample."""
+        self.running.set()
+        self.busy = threading.Lock()
         self.flushed = 0
         self.max_backlog = 0
         self.error: BaseException | None = None
@@ -274,7 +289,11 @@ class _Flusher:
 
         try:
             while not self.stopping.is_set():
-                self.flush_once()
+                if not self.running.wait(0.05):
+                    continue
+                with self.busy:
+                    if self.running.is_set():
+                        self.flush_once()
                 self.stopping.wait(self.interval_s)
         except BaseException as exc:  # surfaced by stop(): a dead flusher must not go unnoticed
             self.error = exc
@@ -289,12 +308,22 @@ class _Flusher:
         for raw in items:
             key, stock = raw.decode().split(":")
             latest[int(key)] = int(stock)  # later writes to a key win, as in the queue order
-        _restore_stocks(latest)
+        restore_stocks(latest)
         self.flushed += len(items)
         return len(items)
 
+    def pause(self) -> None:
+        """Stop draining; returns once a flush in progress has finished."""
+        self.running.clear()
+        with self.busy:
+            pass
+
+    def resume(self) -> None:
+        self.running.set()
+
     def stop(self) -> None:
         """Orderly shutdown: stop the thread, then drain what is left."""
+        self.running.set()
         self.stopping.set()
         self.thread.join()
         while self.flush_once():
@@ -330,14 +359,21 @@ def ctx_ops_for(p) -> list[tuple[str, int, int]]:
     return op_stream(p["ops"], p["keys"], p["read_ratio"], p["skew"], p["seed_stream"])
 
 
+class Shared:
+    """What the whole run shares (setup's value): the seeded stock of each book, read once per
+    key range, so every variant starts from the same data."""
+
+    def __init__(self) -> None:
+        self._initial: dict[int, dict[int, int]] = {}
+
+    def initial(self, keys: int) -> dict[int, int]:
+        if keys not in self._initial:
+            self._initial[keys] = _stocks(keys)
+        return self._initial[keys]
+
+
 def ctx_initial(ctx: Context) -> dict[int, int]:
-    if "initial" not in _INITIAL or _INITIAL["keys"] != ctx.params["keys"]:
-        _INITIAL.update(keys=ctx.params["keys"], initial=_stocks(ctx.params["keys"]))
-    return _INITIAL["initial"]
-
-
-_INITIAL: dict[str, Any] = {}
-"""Seeded stock values, read once per process: every variant starts from them."""
+    return ctx.shared.initial(ctx.params["keys"])
 
 
 # -- HTTP: per-view and template-fragment caching -------------------------------------------------
@@ -371,11 +407,11 @@ def _http(path: str, cached: bool) -> Callable[[Context], Callable[[], Any]]:
         if cached:
             _warm_lap(ctx, unit, len(ops))
 
+        @ctx.on_close
         def close() -> None:
             if ctx.counting and ctx.metrics["repeat_requests"]:
                 ctx.metrics["queries_per_repeat"] = round(
                     ctx.metrics["queries_on_repeat"] / ctx.metrics["repeat_requests"], 3)
-        ctx.state["close"] = close
         return unit
 
     return make
@@ -488,13 +524,13 @@ def _stampede(protected: bool) -> Callable[[Context], Callable[[], Any]]:
             expiries[0] += 1
             return tuple(sorted(set(crowd.run())))
 
+        @ctx.on_close
         def close() -> None:
             crowd.close()
             main_cache.delete(key)
             # a metric, not a counter: how many naive readers miss depends on thread timing
             if ctx.counting and expiries[0]:
                 ctx.metrics["recomputes"] = round(tally["recomputes"] / expiries[0], 3)
-        ctx.state["close"] = close
         return unit
 
     return make
@@ -546,7 +582,7 @@ def cases(params) -> list[Case]:
                    metric_check("write_behind", "lost_keys_at_crash", lambda v: v is not None and v >= 0,
                                 "recorded")]
         out.append(Case(f"mix={round(mix * 100)}/{round((1 - mix) * 100)}", p, "no_cache", variants, tuple(checks),
-                        units=p["ops"], fixed_loops=params["ops_per_sample"], title=f"strategies · {mix:.0%} reads / {1 - mix:.0%} writes · "
+                        units=p["ops"], timing=FixedLoops(params["ops_per_sample"]), title=f"strategies · {mix:.0%} reads / {1 - mix:.0%} writes · "
                                               f"Zipf s={p['skew']} over {p['keys']} books",
                         columns=("queries", "hit_ratio", "stale_reads", "max_unflushed", "lost_keys_at_crash")))
 
@@ -561,7 +597,7 @@ def cases(params) -> list[Case]:
         (same_result_as("per_view", "view_uncached"), same_result_as("template_fragment", "view_uncached"),
          metric_check("per_view", "queries_on_repeat", lambda v: v == 0, "== 0 (a cached response runs no SQL)"),
          metric_check("template_fragment", "queries_per_repeat", lambda v: v == 1, "== 1 (only the book)")),
-        units=http_ops, fixed_loops=max(1, params["ops_per_sample"] // 5), title=f"http · a book page through Django's request handling ({http_ops} requests)",
+        units=http_ops, timing=FixedLoops(max(1, params["ops_per_sample"] // 5)), title=f"http · a book page through Django's request handling ({http_ops} requests)",
         columns=("queries", "queries_per_repeat")))
 
     backend_variants = (
@@ -574,7 +610,7 @@ def cases(params) -> list[Case]:
     out.append(Case(
         "backends", read_only, "no_cache", backend_variants,
         tuple(same_result_as(n, "no_cache") for n in ("redis", "locmem", "memcached")),
-        units=params["ops"], fixed_loops=params["ops_per_sample"], title="backends · cache-aside reads (100 % reads)",
+        units=params["ops"], timing=FixedLoops(params["ops_per_sample"]), title="backends · cache-aside reads (100 % reads)",
         columns=("queries", "hit_ratio")))
 
     stampede = {"readers": params["readers"], "recompute_work": params["recompute_work"]}
@@ -591,9 +627,9 @@ def cases(params) -> list[Case]:
     return out
 
 
-def setup(ctx: Context) -> None:
+def setup(ctx: Context) -> Shared:
     common.seed_catalog_for(ctx, at_least=ctx.params["keys"])
-    _INITIAL.clear()
+    return Shared()
 
 
 def summarize(result) -> list[str]:
@@ -641,8 +677,6 @@ def summarize(result) -> list[str]:
 
 
 def _t(seconds: float | None) -> str:
-    from harness.report import fmt_time
-
     return fmt_time(seconds)
 
 
@@ -665,4 +699,21 @@ SCENARIO = Scenario(
     setup=setup,
     lesson_file=Path(__file__).with_suffix(".md"),
     summarize=summarize,
+    metrics=(
+        Metric("hit_ratio", "hit %", better="higher", kind="exact", percent=True,
+               description="cache hits / reads after the warm lap (checked against the op stream)"),
+        Metric("stale_reads", "stale", kind="exact", description="reads that returned a value older than the "
+                                                                 "last committed write"),
+        Metric("max_unflushed", "unflushed", description="the longest write-behind queue seen"),
+        Metric("pending_at_crash", "pending@crash", description="queued writes when the flusher was crashed"),
+        Metric("lost_keys_at_crash", "lost@crash", description="books whose last write PostgreSQL lacked at the crash"),
+        Metric("lost_after_recovery", "lost after recovery", kind="exact"),
+        Metric("flushed", "flushed"),
+        Metric("queries_per_repeat", "q/repeat", kind="exact", description="queries per request of a page seen before"),
+        Metric("queries_on_repeat", "queries on repeats"),
+        Metric("repeat_requests", "repeat requests"),
+        Metric("recomputes", "recomputes", description="recomputations per expiry (depends on thread timing)"),
+        Metric("warm_reads", "warm reads", kind="exact"),
+        Metric("warm_hits", "warm hits", better="higher", kind="exact"),
+    ),
 )

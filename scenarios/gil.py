@@ -24,7 +24,15 @@ from typing import Any
 
 import psutil
 
-from harness.scenario import Case, Context, Scenario, Variant, same_result_as
+from harness.scenario import (
+    Case,
+    Context,
+    Metric,
+    Scenario,
+    SeriesChart,
+    Variant,
+    same_result_as,
+)
 from scenarios import gil_tasks as tasks
 
 START_METHOD = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
@@ -94,7 +102,7 @@ def _sequential(workload: str, n_tasks: int):
             run = lambda: [tasks.digest_bytes(blob[i * size:(i + 1) * size]) for i in range(n_tasks)]  # noqa: E731
         else:
             run = lambda: [fn(a) for a in _args(workload, n_tasks)]  # noqa: E731
-        ctx.state["close"] = tasks.close_connections
+        ctx.on_close(tasks.close_connections)
         return _instrument(ctx, run, lambda: [])
     return make
 
@@ -118,7 +126,7 @@ def _threads(workload: str, n_tasks: int, n: int):
         def close():
             pool.shutdown(wait=True)
             tasks.close_connections()
-        ctx.state["close"] = close
+        ctx.on_close(close)
         return _instrument(ctx, run, lambda: [])
     return make
 
@@ -153,7 +161,7 @@ def _processes(workload: str, n_tasks: int, n: int, shared: bool = False):
             if shm is not None:
                 shm.close()
                 shm.unlink()
-        ctx.state["close"] = close
+        ctx.on_close(close)
         return _instrument(ctx, run, workers)
     return make
 
@@ -196,9 +204,12 @@ def _asyncio(workload: str, n_tasks: int, n: int):
                         await (c.aclose() if hasattr(c, "aclose") else c.close())
             loop.run_until_complete(shut())
             loop.close()
-        ctx.state["close"] = close
+        ctx.on_close(close)
         return _instrument(ctx, lambda: loop.run_until_complete(batch()), lambda: [])
     return make
+
+
+SPEEDUP_CHART = SeriesChart("speedup", x_label="workers (n)", y_label="speedup vs sequential", ideal="cores")
 
 
 def derive(case) -> dict[str, dict[str, Any]]:
@@ -207,7 +218,7 @@ def derive(case) -> dict[str, dict[str, Any]]:
     for v in case.variants.values():
         if not v.ratio:
             continue
-        n = int(v.name.rsplit("_", 1)[1]) if v.name[-1].isdigit() else 1
+        n = int(v.x) if v.x is not None else 1
         speedup = 1.0 / v.ratio
         out[v.name] = {"speedup": round(speedup, 3), "efficiency": round(speedup / min(n, CORES), 3)}
     return out
@@ -219,26 +230,29 @@ def cases(params) -> list[Case]:
         n_tasks = params["tasks"]
         variants = [Variant("sequential", _sequential(workload, n_tasks), "one task after another")]
         for n in params["workers"]:
-            variants.append(Variant(f"threads_{n}", _threads(workload, n_tasks, n), f"ThreadPoolExecutor({n})"))
+            variants.append(Variant(f"threads_{n}", _threads(workload, n_tasks, n), f"ThreadPoolExecutor({n})",
+                                    series="threads", x=n))
         for n in params["workers"]:
             if n <= 2 * CORES or not workload.startswith("cpu"):
                 variants.append(Variant(f"processes_{n}", _processes(workload, n_tasks, n),
-                                        f"ProcessPoolExecutor({n}, {START_METHOD})"))
+                                        f"ProcessPoolExecutor({n}, {START_METHOD})", series="processes", x=n))
         if workload == "data":
             for n in params["workers"]:
                 if n <= 2 * CORES:
                     variants.append(Variant(f"shared_memory_{n}", _processes(workload, n_tasks, n, shared=True),
-                                            f"processes reading one shared_memory block ({n})"))
+                                            f"processes reading one shared_memory block ({n})",
+                                            series="shared_memory", x=n))
         if WORKLOADS[workload]["asyncio"] is not None:
             for n in params["workers"]:
                 variants.append(Variant(f"asyncio_{n}", _asyncio(workload, n_tasks, n),
-                                        f"asyncio with {n} concurrent connections"))
+                                        f"asyncio with {n} concurrent connections", series="asyncio", x=n))
         checks = tuple(same_result_as(v.name, "sequential") for v in variants[1:])
         out.append(Case(workload, {"workload": workload, "tasks": n_tasks, "chunk_kib": params["chunk_kib"]},
                         "sequential", tuple(variants), checks, units=1,
                         title=f"{workload} · {n_tasks} tasks · {CORES} cores · GIL "
                               f"{'enabled' if gil_enabled() else 'DISABLED (free-threaded)'}",
-                        columns=("speedup", "efficiency", "cpu_s_per_unit", "start_s"), derive=derive))
+                        columns=("speedup", "efficiency", "cpu_s_per_unit", "start_s"), derive=derive,
+                        charts=(SPEEDUP_CHART,)))
     return out
 
 
@@ -249,7 +263,7 @@ def summarize(result) -> list[str]:
         v = case.variants
         best = {}
         for kind in ("threads", "processes", "asyncio", "shared_memory"):
-            cands = [x for x in v.values() if x.name.startswith(kind) and x.metrics.get("speedup")]
+            cands = [x for x in v.values() if x.series == kind and x.metrics.get("speedup")]
             if cands:
                 best[kind] = max(cands, key=lambda x: x.metrics["speedup"])
         parts = [f"{x.name} {x.metrics['speedup']:.2f}× ({x.metrics['efficiency']:.0%} of ideal)"
@@ -290,4 +304,12 @@ SCENARIO = Scenario(
     cases=cases,
     lesson_file=Path(__file__).with_suffix(".md"),
     summarize=summarize,
+    metrics=(
+        Metric("speedup", "speedup", "×", better="higher", description="sequential time / this variant's time"),
+        Metric("efficiency", "efficiency", better="higher", percent=True,
+               description="speedup / min(workers, cores): 100 % used every core it could"),
+        Metric("cpu_s_per_unit", "CPU s/unit", "s", description="CPU seconds of this process and its workers "
+                                                                 "per unit of work"),
+        Metric("start_s", "start s", "s", description="time to start the pool's workers (outside the timed units)"),
+    ),
 )

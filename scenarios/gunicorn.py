@@ -14,12 +14,20 @@ from __future__ import annotations
 import os
 import statistics
 from pathlib import Path
-from typing import Any
 
-from harness.errors import StackError
-from harness.http import EXPECTED_FACTS, Server, ServerConfig, verify
-from harness.loadgen import LoadGenerator, summarize_bursts
-from harness.scenario import Case, Check, Context, Scenario, Variant, metric_check, same_result_as
+from harness.measure.http import EXPECTED_FACTS, Server, ServerConfig
+from harness.measure.load import LATENCY_CHART, LOAD_METRICS, Rig, load_variant
+from harness.scenario import (
+    Case,
+    Check,
+    Context,
+    Metric,
+    Scenario,
+    SelfTimed,
+    Variant,
+    metric_check,
+    same_result_as,
+)
 
 CORES = os.cpu_count() or 1
 ENDPOINTS = {
@@ -30,10 +38,6 @@ ENDPOINTS = {
     "cpu": [("/cpu", 1)],
     "io": [("/io", 1)],
 }
-GENERATOR_BOUND = 0.8
-"""Generator CPU (fraction of one core) above which its numbers are suspect."""
-
-
 def configs(params) -> dict[str, ServerConfig]:
     out: dict[str, ServerConfig] = {}
     for spec in params["configs"]:
@@ -58,41 +62,10 @@ def configs(params) -> dict[str, ServerConfig]:
     return out
 
 
-# -- shared state: one server per configuration for the whole run, and one load generator -------
-_SERVERS: dict[str, Server] = {}
-_LOAD: dict[str, LoadGenerator] = {}
-
-
 APP_ENV = {"LABS_CONN_MAX_AGE": "0"}
 """Django's default: a connection per request. Every variant's server stays up for the whole run
 (interleaved rounds), so persistent connections of ~8 servers × workers × threads would pile
 up against max_connections; the pooling scenario is where connection reuse is measured."""
-
-
-def _server(ctx: Context, config: ServerConfig) -> Server:
-    server = _SERVERS.get(config.name)
-    if server is None or not server.alive():
-        server = Server(config, ctx.artifacts_dir(), APP_ENV)
-        _SERVERS[config.name] = server
-        server.start()
-    return server
-
-
-def _loadgen(ctx: Context) -> LoadGenerator:
-    if "gen" not in _LOAD:
-        # more than one generator process spreads Locust over cores (like `locust --processes N`);
-        # on 2 cores shared with the server, 1 is the honest default
-        _LOAD["gen"] = LoadGenerator(ctx.artifacts_dir() / "locust.log", int(ctx.params.get("generators", 1)))
-    return _LOAD["gen"]
-
-
-def teardown() -> None:
-    for server in _SERVERS.values():
-        server.stop()
-    _SERVERS.clear()
-    gen = _LOAD.pop("gen", None)
-    if gen is not None:
-        gen.close()
 
 
 # -- variants -------------------------------------------------------------------------------------
@@ -104,52 +77,6 @@ def _paths(endpoint: str, config: ServerConfig) -> list[tuple[str, int]]:
 
 def _load_variant(config: ServerConfig, endpoint: str):
     return load_variant(config, _paths(endpoint, config))
-
-
-def load_variant(config: ServerConfig, paths: list[tuple[str, int]],
-                 verify_fn=None):
-    """A variant that serves `paths` with a real Gunicorn and samples it with Locust bursts
-    (self-timed: seconds per request). Its verified pass runs `verify_fn(url)` (default: the
-    TechEmpower-style verification). Shared by the load scenarios (gunicorn, async_views)."""
-    def make(ctx: Context):
-        server = _server(ctx, config)
-        if ctx.counting:
-            ctx.metrics["boot_s"] = round(server.boot_s, 3)
-            return lambda: (verify_fn or verify)(server.url)
-        p = ctx.params
-        gen = _loadgen(ctx)
-        gen.burst(server.url, paths, p["users"], p["warmup_s"])  # warm-up, discarded
-        bursts: list[dict[str, Any]] = []
-        pids_seen: set[int] = set(server.worker_pids())
-
-        def unit() -> float:
-            cpu0 = server.cpu_s()
-            b = gen.burst(server.url, paths, p["users"], p["burst_s"], p["max_requests_per_burst"])
-            if not server.alive():  # a dead server is a stack failure, not a slow variant
-                raise StackError(f"gunicorn ({config.name}) died during the run; its log: {server.log_path}")
-            b["server_cpu"] = round((server.cpu_s() - cpu0) / b["duration_s"], 3) if b["duration_s"] else 0.0
-            pids_seen.update(server.worker_pids())
-            bursts.append(b)
-            if not b["requests"]:
-                return b["duration_s"] * 1000  # nothing got through: a huge sample, and failures say why
-            return b["duration_s"] / b["requests"]
-
-        def close() -> None:
-            if not bursts:
-                return
-            m = ctx.metrics
-            m.update(summarize_bursts(bursts, "server_cpu"))
-            m["generator_bound"] = "yes" if (m["generator_cpu"] or 0) > GENERATOR_BOUND else "no"
-            m["worker_restarts"] = max(0, len(pids_seen) - config.workers)
-            errors: dict[str, int] = {}
-            for b in bursts:
-                for k, v in b["errors"].items():
-                    errors[k] = errors.get(k, 0) + v
-            if errors:
-                m["errors"] = errors
-        ctx.state["close"] = close
-        return unit
-    return make
 
 
 def _boot_variant(config: ServerConfig):
@@ -166,11 +93,11 @@ def _boot_variant(config: ServerConfig):
             finally:
                 server.stop()
 
+        @ctx.on_close
         def close() -> None:
             if mem:
                 ctx.metrics.update(uss_mib=statistics.median(m["uss_mib"] for m in mem),
                                    pss_mib=statistics.median(m["pss_mib"] for m in mem))
-        ctx.state["close"] = close
         if ctx.counting:
             return lambda: (unit(), "booted")[1]
         return unit
@@ -202,7 +129,7 @@ def cases(params) -> list[Case]:
             endpoint, {"endpoint": endpoint, "users": params["users"], "burst_s": params["burst_s"],
                        "warmup_s": params["warmup_s"], "max_requests_per_burst": params["max_requests_per_burst"],
                        "generators": params["generators"]},
-            baseline, variants, tuple(checks), self_timed=True, rounds=params["rounds"],
+            baseline, variants, tuple(checks), timing=SelfTimed(rounds=params["rounds"]), charts=(LATENCY_CHART,),
             title=f"/{endpoint} · {params['users']} users · {params['rounds']}×{params['burst_s']} s bursts · "
                   f"{CORES} cores shared by server and load generator",
             columns=("rps", "p50_ms", "p95_ms", "p99_ms", "failures", "server_cpu", "generator_cpu",
@@ -212,16 +139,20 @@ def cases(params) -> list[Case]:
     out.append(Case(
         "boot", {"workers": params["preload_workers"]}, "preload_off",
         tuple(Variant(n, _boot_variant(c), c.describe()) for n, c in boot.items()), (),
-        self_timed=True, rounds=params["boot_rounds"],
+        timing=SelfTimed(rounds=params["boot_rounds"]),
         title=f"boot-to-ready and memory of {params['preload_workers']} sync workers, --preload off vs on",
         columns=("uss_mib", "pss_mib"), time_label="boot s"))
     return out
 
 
-def setup(ctx: Context) -> None:
+def setup(ctx: Context) -> Rig:
+    """Seed the TechEmpower tables; the run's servers and load generator live in the Rig."""
     from labs.bookstore.seed import seed_techempower
 
     seed_techempower(ctx.seed)
+    rig = Rig(ctx.artifacts_dir(), APP_ENV, int(ctx.params.get("generators", 1)))
+    ctx.on_close(rig.close)
+    return rig
 
 
 def summarize(result) -> list[str]:
@@ -271,5 +202,8 @@ SCENARIO = Scenario(
     setup=setup,
     lesson_file=Path(__file__).with_suffix(".md"),
     summarize=summarize,
-    teardown=teardown,
+    metrics=(*LOAD_METRICS,
+             Metric("uss_mib", "USS", "MiB", description="unique memory of the worker set"),
+             Metric("pss_mib", "PSS", "MiB", description="proportional memory of the worker set")),
+    processes={"quick": 1, "full": 1},
 )

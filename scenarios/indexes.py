@@ -18,7 +18,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.scenario import Case, Check, Context, Scenario, Variant, metric_check, same_result_as
+from harness.scenario import (
+    Case,
+    Check,
+    Context,
+    Metric,
+    Scenario,
+    Variant,
+    metric_check,
+    same_result_as,
+)
 
 T0 = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
 WORDS = ("amber basalt cedar delta ember fjord garnet harbor indigo juniper kelp lagoon meadow nectar "
@@ -204,22 +213,24 @@ def seed_listings(rows: int) -> bool:
     return True
 
 
-_MODELS: dict[str, Any] = {}
-
-
 def model_for(table: str):
-    """An unmanaged model over a copy of Listing (cached: Django registers each model once)."""
-    if table not in _MODELS:
-        from django.db import models
+    """An unmanaged model over a copy of Listing. Django's app registry holds each model once per
+    process, so a model made earlier for the table is looked up there, never made twice."""
+    from django.apps import apps
+    from django.db import models
 
-        from labs.bookstore.models import Listing
+    from labs.bookstore.models import Listing
 
-        attrs = {"__module__": __name__,
-                 "Meta": type("Meta", (), {"db_table": table, "managed": False, "app_label": "bookstore"})}
-        for f in Listing._meta.local_fields:
-            attrs[f.name] = f.clone()
-        _MODELS[table] = type(f"Ix_{table}", (models.Model,), attrs)
-    return _MODELS[table]
+    name = f"Ix_{table}"
+    try:
+        return apps.get_registered_model("bookstore", name)
+    except LookupError:
+        pass
+    attrs = {"__module__": __name__,
+             "Meta": type("Meta", (), {"db_table": table, "managed": False, "app_label": "bookstore"})}
+    for f in Listing._meta.local_fields:
+        attrs[f.name] = f.clone()
+    return type(name, (models.Model,), attrs)
 
 
 def ensure_copy(table: str) -> None:
@@ -249,7 +260,7 @@ def plan_summary(qs) -> dict:
     """EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) of the exact queryset: nodes, index, rows, buffers."""
     import json
 
-    from harness.counters import walk_plan
+    from harness.measure.counters import walk_plan
 
     raw = qs.explain(format="json", analyze=True, buffers=True)
     plan = json.loads(raw)[0]["Plan"] if isinstance(raw, str) else raw[0]["Plan"]
@@ -347,16 +358,18 @@ def _seq_check() -> Check:
 
 def exclusion_demo() -> bool:
     """ExclusionConstraint: two bookings of one room may not overlap. True if PostgreSQL refused."""
+    from django.apps import apps
     from django.contrib.postgres.constraints import ExclusionConstraint
     from django.contrib.postgres.fields import DateTimeRangeField, RangeOperators
     from django.db import IntegrityError, connection, models, transaction
     from django.db.backends.postgresql.psycopg_any import DateTimeTZRange
 
-    if "ix_booking" not in _MODELS:
+    try:  # made once per process: Django's app registry holds it
+        booking = apps.get_registered_model("bookstore", "IxBooking")
+    except LookupError:
         attrs = {"__module__": __name__, "room": models.IntegerField(), "during": DateTimeRangeField(),
                  "Meta": type("Meta", (), {"db_table": "ix_booking", "managed": False, "app_label": "bookstore"})}
-        _MODELS["ix_booking"] = type("IxBooking", (models.Model,), attrs)
-    booking = _MODELS["ix_booking"]
+        booking = type("IxBooking", (models.Model,), attrs)
     with connection.cursor() as cur:
         cur.execute("DROP TABLE IF EXISTS ix_booking")
     with connection.schema_editor() as editor:
@@ -438,4 +451,16 @@ SCENARIO = Scenario(
     setup=setup,
     lesson_file=Path(__file__).with_suffix(".md"),
     summarize=summarize,
+    metrics=(Metric("top_node", "plan", kind="exact", better=None, description="top node of the query's plan"),
+             Metric("index_used", "index", kind="exact", better=None),
+             Metric("plan_nodes", "plan nodes", better=None),
+             Metric("plan_rows", "plan rows"),
+             Metric("index_kib", "index", "KiB", description="size of the index on disk"),
+             Metric("table_kib", "table", "KiB"),
+             Metric("build_s", "build", "s", description="CREATE INDEX time"),
+             Metric("insert_ms_per_1k", "ins ms/1k", "ms", description="time to insert 1,000 rows with the index"),
+             Metric("shared_hit", "buf hit", description="shared buffers hit by the query (EXPLAIN BUFFERS)"),
+             Metric("shared_read", "buf read"),
+             Metric("heap_fetches", "heap fetches", description="heap fetches of an index-only scan"),
+             Metric("exclusion_rejects_overlap", "rejects overlap", better=None)),
 )

@@ -12,7 +12,15 @@ import threading
 import time
 from pathlib import Path
 
-from harness.scenario import Case, Context, Scenario, Variant, metric_check
+from harness.scenario import (
+    Calibrated,
+    Case,
+    Context,
+    Metric,
+    Scenario,
+    Variant,
+    metric_check,
+)
 
 APP_WORK_S = 0.001
 """Time between reading and writing (validation, a template, an API call…): the race window."""
@@ -177,7 +185,7 @@ def _counter_variant(name: str):
                 ctx.metrics.update(lost_updates=lost[0] // rounds[0], retries=sum(
                     v for k, v in tally.items() if k in {"serialization", "deadlock"}) // rounds[0],
                     version_conflicts=tally.get("version_conflicts", 0) // rounds[0])
-        ctx.state["close"] = close
+        ctx.on_close(close)
         return unit
     return make
 
@@ -218,7 +226,7 @@ def _queue_variant(skip_locked: bool):
         def close():
             if ctx.counting and stats["rounds"]:
                 ctx.metrics["duplicate_claims"] = stats["duplicates"] // stats["rounds"]
-        ctx.state["close"] = close
+        ctx.on_close(close)
         return unit
     return make
 
@@ -264,7 +272,7 @@ def _deadlock_variant(ordered: bool):
             if ctx.counting and rounds[0]:
                 total = sum(Counter.objects.filter(pk__in=[a, b]).values_list("value", flat=True))
                 ctx.metrics.update(deadlocks=tally.get("deadlock", 0), lost_updates=4 * rounds[0] - total)
-        ctx.state["close"] = close
+        ctx.on_close(close)
         return unit
     return make
 
@@ -278,13 +286,13 @@ def cases(params) -> list[Case]:
                 tuple(Variant(n, _counter_variant(n)) for n in METHODS), tuple(checks), units=1,
                 title=f"counter · {params['threads']} threads × {params['increments']} increments "
                       f"({APP_WORK_S * 1000:g} ms of work between read and write)",
-                columns=("lost_updates", "retries", "version_conflicts"), rounds=params["rounds"])]
+                columns=("lost_updates", "retries", "version_conflicts"), timing=Calibrated(rounds=params["rounds"]))]
     out.append(Case("job_queue", {"jobs": params["jobs"], "threads": params["threads"]}, "no_lock",
                     (Variant("no_lock", _queue_variant(False), "claim the first undone job"),
                      Variant("skip_locked", _queue_variant(True), "select_for_update(skip_locked=True)")),
                     (metric_check("skip_locked", "duplicate_claims", lambda v: v == 0, "== 0"),),
                     units=1, title=f"job queue · {params['jobs']} jobs, {params['threads']} workers",
-                    columns=("duplicate_claims",), rounds=params["rounds"]))
+                    columns=("duplicate_claims",), timing=Calibrated(rounds=params["rounds"])))
     out.append(Case("deadlock", {}, "opposite_order",
                     (Variant("opposite_order", _deadlock_variant(False), "A→B and B→A: PostgreSQL kills one"),
                      Variant("same_order", _deadlock_variant(True), "both lock A then B")),
@@ -293,7 +301,7 @@ def cases(params) -> list[Case]:
                      metric_check("opposite_order", "lost_updates", lambda v: v == 0, "== 0 after retries"),
                      metric_check("same_order", "deadlocks", lambda v: v == 0, "== 0")),
                     units=1, title="deadlock · two transfers locking two rows", columns=("deadlocks", "lost_updates"),
-                    rounds=params["rounds"]))
+                    timing=Calibrated(rounds=params["rounds"])))
     return out
 
 
@@ -328,4 +336,9 @@ SCENARIO = Scenario(
     cases=cases,
     lesson_file=Path(__file__).with_suffix(".md"),
     summarize=summarize,
+    metrics=(Metric("lost_updates", "lost", kind="exact", description="increments lost per round"),
+             Metric("retries", "retries", description="transactions retried per round (serialization, deadlock)"),
+             Metric("version_conflicts", "conflicts", description="optimistic version conflicts per round"),
+             Metric("duplicate_claims", "dup claims", kind="exact", description="jobs processed twice per round"),
+             Metric("deadlocks", "deadlocks", description="deadlocks PostgreSQL detected")),
 )

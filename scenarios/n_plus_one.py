@@ -7,7 +7,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.scenario import Case, Context, Scenario, Variant, queries_exactly, same_result_as
+from harness.scenario import (
+    Case,
+    Context,
+    Scenario,
+    Variant,
+    queries_exactly,
+    same_result_as,
+)
 from scenarios import common
 
 Row = tuple[int, str, str, tuple[str, ...]]

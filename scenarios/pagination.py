@@ -10,9 +10,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness import counters
-from harness.scenario import (Case, Check, Context, Scenario, Variant, metric_check, queries_exactly,
-                              same_result_as)
+from harness.measure import counters
+from harness.scenario import (
+    Calibrated,
+    Case,
+    Check,
+    Context,
+    Metric,
+    Scenario,
+    Variant,
+    metric_check,
+    queries_exactly,
+    same_result_as,
+)
 from scenarios import indexes
 
 TABLE = "ix_pagination"
@@ -145,7 +155,7 @@ def _drf_variant(name: str, page: int, size: int):
 
 def _plan_metrics(plan: dict) -> dict:
     """Scan node, rows read under the LIMIT (what OFFSET reads and throws away), index used."""
-    from harness.counters import walk_plan
+    from harness.measure.counters import walk_plan
 
     nodes, used = walk_plan(plan)
     node = plan
@@ -215,7 +225,7 @@ def _consistency(name: str):
         def close():
             if ctx.counting and stats["rounds"]:
                 ctx.metrics["duplicates"] = stats["duplicates"] // stats["rounds"]
-        ctx.state["close"] = close
+        ctx.on_close(close)
         return unit
     return make
 
@@ -250,7 +260,7 @@ def cases(params) -> list[Case]:
                                   f"== {params['inserts']} (page 2 repeats what the inserts pushed down)"),
                      metric_check("keyset", "duplicates", lambda v: v == 0, "== 0")),
                     title=f"consistency · {params['inserts']} rows inserted between page 1 and page 2",
-                    columns=("duplicates",), rounds=3))
+                    columns=("duplicates",), timing=Calibrated(rounds=3)))
     return out
 
 
@@ -300,4 +310,9 @@ SCENARIO = Scenario(
     setup=setup,
     lesson_file=Path(__file__).with_suffix(".md"),
     summarize=summarize,
+    metrics=(Metric("rows_read", "rows read", kind="exact", description="rows the plan read under the LIMIT"),
+             Metric("plan", "plan", kind="exact", better=None, description="the scan node of the page query"),
+             Metric("index_used", "index", better=None),
+             Metric("duplicates", "dups", kind="exact", description="rows seen twice when paging while rows "
+                                                                     "are inserted")),
 )

@@ -22,19 +22,69 @@ import threading
 import time
 import urllib.parse
 from pathlib import Path
-from typing import Any
 
 from harness.errors import StackError
-from harness.http import Server, ServerConfig, get
-from harness.loadgen import LoadGenerator, summarize_bursts
-from harness.scenario import Case, Context, Scenario, Variant, metric_check, same_result_as
+from harness.measure.http import Server, ServerConfig, get
+from harness.measure.load import LOAD_METRICS, Rig, summarize_bursts
+from harness.scenario import (
+    Calibrated,
+    Case,
+    Context,
+    Metric,
+    Scenario,
+    SelfTimed,
+    Variant,
+    metric_check,
+    same_result_as,
+)
 from harness.stack import embedded
 from harness.stack.pgbouncer import PgBouncer
 
 ROLES = ("lab_no_pool", "lab_persistent", "lab_django_pool", "lab_pgb_tx", "lab_pgb_session", "lab_limited")
 LIMITED = "lab_limited"
 
-_SHARED: dict[str, Any] = {}
+
+class Pools:
+    """What the run shares (setup's value): PgBouncers by mode, and a Rig of servers + generator."""
+
+    def __init__(self, artifacts: Path, bouncer_pool: int) -> None:
+        self.artifacts = artifacts
+        self.bouncer_pool = bouncer_pool
+        self.bouncers: dict[str, PgBouncer] = {}
+        self.rig = Rig(artifacts)
+
+    def bouncer(self, mode: str) -> PgBouncer:
+        if mode not in self.bouncers:
+            role = "lab_pgb_tx" if mode == "transaction" else "lab_pgb_session"
+            # its files live in the runtime dir: PgBouncer runs as the service user, who may not be
+            # able to reach the results folder (a checkout under /root); the log is copied at the end
+            workdir = embedded.runtime_dir() / f"pgbouncer-{mode}-{os.getpid()}"
+            b = PgBouncer(workdir, os.environ["DATABASE_URL"], mode, self.bouncer_pool,
+                          {"perflab": role, "limited": LIMITED})
+            self.bouncers[mode] = b
+            b.start()
+        return self.bouncers[mode]
+
+    def assert_alive(self, server: Server | None = None) -> None:
+        """A dead server or PgBouncer stops the run (exit 3), naming it; it is not a slow variant."""
+        if server is not None and not server.alive():
+            raise StackError(f"gunicorn ({server.config.name}) died during the run; its log: {server.log_path}")
+        for mode, b in self.bouncers.items():
+            if b.proc is None or b.proc.poll() is not None:
+                raise StackError(f"PgBouncer ({mode} mode) died during the run; its log: "
+                                 f"{b.workdir / 'pgbouncer.log'}")
+
+    def close(self) -> None:
+        try:
+            self.rig.close()
+        finally:
+            for mode, b in self.bouncers.items():
+                b.stop()
+                log = b.workdir / "pgbouncer.log"
+                if log.exists():
+                    shutil.copy(log, self.artifacts / f"pgb_{mode}.log")
+                shutil.rmtree(b.workdir, ignore_errors=True)
+            self.bouncers.clear()
 
 
 def _base_url() -> urllib.parse.SplitResult:
@@ -47,18 +97,7 @@ def _direct_url(role: str) -> str:
 
 
 def _bouncer(ctx: Context, mode: str) -> PgBouncer:
-    key = f"pgb_{mode}"
-    if key not in _SHARED:
-        role = "lab_pgb_tx" if mode == "transaction" else "lab_pgb_session"
-        # its files live in the runtime dir: PgBouncer runs as the service user, who may not be
-        # able to reach the results folder (a checkout under /root); the log is copied there at the end
-        workdir = embedded.runtime_dir() / f"pgbouncer-{mode}-{os.getpid()}"
-        b = PgBouncer(workdir, os.environ["DATABASE_URL"], mode, ctx.params["bouncer_pool"],
-                      {"perflab": role, "limited": LIMITED})
-        _SHARED[f"{key}_artifacts"] = ctx.artifacts_dir()
-        b.start()
-        _SHARED[key] = b
-    return _SHARED[key]
+    return ctx.shared.bouncer(mode)
 
 
 def _server_config(name: str, ctx: Context) -> ServerConfig:
@@ -92,16 +131,6 @@ def _connect_ms(url: str, samples: int = 20) -> float:
         psycopg.connect(url, autocommit=True, prepare_threshold=None).close()
         times.append(time.perf_counter() - t0)
     return round(statistics.median(times) * 1000, 3)
-
-
-def _assert_alive(server: Server) -> None:
-    """A dead server or PgBouncer stops the run (exit 3), naming it; it is not a slow variant."""
-    if not server.alive():
-        raise StackError(f"gunicorn ({server.config.name}) died during the run; its log: {server.log_path}")
-    for mode in ("transaction", "session"):
-        b = _SHARED.get(f"pgb_{mode}")
-        if b is not None and (b.proc is None or b.proc.poll() is not None):
-            raise StackError(f"PgBouncer ({mode} mode) died during the run; its log: {b.workdir / 'pgbouncer.log'}")
 
 
 ROLE_OF = {"no_pool": "lab_no_pool", "persistent": "lab_persistent", "django_pool": "lab_django_pool",
@@ -150,17 +179,12 @@ class _ConnSampler:
 
 def _http_variant(name: str):
     def make(ctx: Context):
-        server = _SHARED.get(f"server_{name}")
-        if server is None or not server.alive():
-            server = Server(_server_config(name, ctx), ctx.artifacts_dir(), {})
-            server.start()
-            _SHARED[f"server_{name}"] = server
+        pools: Pools = ctx.shared
+        server = pools.rig.server(_server_config(name, ctx))
         if ctx.counting:
             ctx.metrics["connect_ms"] = _connect_ms(server.config.env["DATABASE_URL"])
             return lambda: (get(server.url + "/db")[0], sorted(json.loads(get(server.url + "/db")[2])))
-        if "gen" not in _SHARED:
-            _SHARED["gen"] = LoadGenerator(ctx.artifacts_dir() / "locust.log")
-        gen: LoadGenerator = _SHARED["gen"]
+        gen = pools.rig.loadgen()
         p = ctx.params
         gen.burst(server.url, [("/db", 1)], p["users"], p["warmup_s"])
         sampler = _ConnSampler(ROLE_OF[name])
@@ -170,19 +194,19 @@ def _http_variant(name: str):
             s0 = sampler.sessions()
             with sampler:
                 b = gen.burst(server.url, [("/db", 1)], p["users"], p["burst_s"])
-            _assert_alive(server)
+            pools.assert_alive(server)
             time.sleep(0.6)  # PostgreSQL flushes session statistics when backends exit
             b["sessions_per_request"] = (sampler.sessions() - s0) / b["requests"] if b["requests"] else None
             b["server_conns"] = sampler.peak
             bursts.append(b)
             return b["duration_s"] / b["requests"] if b["requests"] else b["duration_s"] * 1000
 
+        @ctx.on_close
         def close() -> None:
             sampler.close()
             if bursts:
                 ctx.metrics.update(summarize_bursts(bursts, "sessions_per_request"),
                                    server_conns=max(b["server_conns"] for b in bursts))
-        ctx.state["close"] = close
         return unit
     return make
 
@@ -239,22 +263,19 @@ def _crowd_variant(name: str):
 
         def unit():
             served = crowd(url, clients, hold, pool, errors)
-            if name.startswith("pgbouncer"):
-                b = _SHARED.get(f"pgb_{'transaction' if 'transaction' in name else 'session'}")
-                if b is None or b.proc is None or b.proc.poll() is not None:
-                    raise StackError(f"PgBouncer died during the run ({name})")
+            ctx.shared.assert_alive()
             return served
 
         if ctx.counting and name == "pgbouncer_transaction":
             ctx.metrics["prepared_statements"] = _prepared_statement_demo(ctx)
 
+        @ctx.on_close
         def close() -> None:
             if pool is not None:
                 pool.close()
             if ctx.counting:
                 total = sum(errors.values())
                 ctx.metrics.update(errors=total, error_rate=round(total / clients, 3), error_kinds=dict(errors))
-        ctx.state["close"] = close
         return unit
     return make
 
@@ -295,7 +316,7 @@ def cases(params) -> list[Case]:
                       and v <= c, f"<= {params['bouncer_pool']} (PgBouncer pool size)"),
          metric_check("no_pool", "sessions_per_request", lambda v: v is not None and v >= 0.5,
                       ">= ~1 (a new connection per request)")),
-        self_timed=True, rounds=params["rounds"], time_label="",
+        timing=SelfTimed(rounds=params["rounds"]), time_label="",
         title=f"http · /db through Gunicorn gthread {params['workers']}×{params['threads']} · "
               f"{params['users']} users", columns=("rps", "p50_ms", "p95_ms", "connect_ms", "server_conns",
                                                    "sessions_per_request", "failures"))
@@ -312,12 +333,12 @@ def cases(params) -> list[Case]:
                       lambda v: v is not None and v["prepare_threshold=None"] == "ok"
                       and v["prepare_threshold=0"] != "ok",
                       "break with prepared statements, work with prepare_threshold=None")),
-        units=1, rounds=params["crowd_rounds"], title=f"crowd · {params['clients']} clients, CONNECTION LIMIT {params['limit']}, each holds "
+        units=1, timing=Calibrated(rounds=params["crowd_rounds"]), title=f"crowd · {params['clients']} clients, CONNECTION LIMIT {params['limit']}, each holds "
                        f"{params['hold_ms']} ms", columns=("errors", "error_rate"))
     return [http, crowd]
 
 
-def setup(ctx: Context) -> None:
+def setup(ctx: Context) -> Pools:
     from django.db import connection
 
     from labs.bookstore.seed import seed_techempower
@@ -330,22 +351,9 @@ def setup(ctx: Context) -> None:
                 cur.execute(f"CREATE ROLE {role} LOGIN")
             cur.execute(f"GRANT SELECT ON ALL TABLES IN SCHEMA public TO {role}")
         cur.execute(f"ALTER ROLE {LIMITED} CONNECTION LIMIT %s" % int(ctx.params["limit"]))
-
-
-def teardown() -> None:
-    for key, obj in list(_SHARED.items()):
-        if isinstance(obj, Server):
-            obj.stop()
-        elif isinstance(obj, PgBouncer):
-            obj.stop()
-            artifacts = _SHARED.get(f"{key}_artifacts")
-            log = obj.workdir / "pgbouncer.log"
-            if artifacts is not None and log.exists():
-                shutil.copy(log, artifacts / f"{key}.log")
-            shutil.rmtree(obj.workdir, ignore_errors=True)
-        elif isinstance(obj, LoadGenerator):
-            obj.close()
-    _SHARED.clear()
+    pools = Pools(ctx.artifacts_dir(), ctx.params["bouncer_pool"])
+    ctx.on_close(pools.close)
+    return pools
 
 
 def summarize(result) -> list[str]:
@@ -396,5 +404,12 @@ SCENARIO = Scenario(
     setup=setup,
     lesson_file=Path(__file__).with_suffix(".md"),
     summarize=summarize,
-    teardown=teardown,
+    metrics=(*LOAD_METRICS,
+             Metric("connect_ms", "connect", "ms", description="median time to open one connection the way this "
+                                                                 "variant's app does"),
+             Metric("server_conns", "srv conns", description="most PostgreSQL connections the variant's role held"),
+             Metric("sessions_per_request", "sess/req", description="PostgreSQL sessions opened per request"),
+             Metric("error_kinds", "error kinds", better=None),
+             Metric("prepared_statements", "prepared statements", better=None)),
+    processes={"quick": 1, "full": 1},
 )

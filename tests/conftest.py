@@ -7,7 +7,7 @@ import tempfile
 
 import pytest
 
-from harness.runner import Budget
+from harness.measure.runner import Budget
 
 TINY = Budget(min_rounds=3, max_rounds=5, case_s=0.05, sample_s=0.0005, warmup_s=0.0)
 """Budget for tests: they assert deterministic facts, so timing only needs to run, not to be precise."""
@@ -34,7 +34,7 @@ def runtime_dir():
 @pytest.fixture(scope="session")
 def stack(runtime_dir):
     """A temporary embedded stack, Django configured for it and migrated."""
-    from harness import djangoenv
+    from harness.project import djangoenv
     from harness.stack import provider
 
     with provider("embedded").open() as info:

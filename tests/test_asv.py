@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import registry
+from harness.project import registry
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -76,7 +76,7 @@ def _offline_site_renders(site: Path) -> None:
     from functools import partial
     from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 
-    from harness import asvsite
+    from harness.present import asvsite
     from tests.test_see_why import dump_dom
 
     if not shutil.which("npm"):
@@ -190,16 +190,16 @@ def seven_commits(tmp_path) -> Path:
     ("", "bad commit range"),
 ])
 def test_asv_backfill_bad_ranges_are_clear_errors(seven_commits, spec, message):
-    from harness import asvsite
     from harness.errors import UsageError
+    from harness.present import asvsite
 
     with pytest.raises(UsageError, match=message):
         asvsite.commits(seven_commits, spec)
 
 
 def test_asv_backfill_range_every_and_limit(seven_commits):
-    from harness import asvsite
     from harness.errors import UsageError
+    from harness.present import asvsite
 
     all_six = asvsite.commits(seven_commits, "HEAD~6..HEAD")
     assert [c.subject for c in all_six] == [f"commit {i}" for i in range(1, 7)]  # oldest first, A excluded

@@ -5,8 +5,8 @@ import shutil
 
 import pytest
 
-from harness import registry
-from harness.runner import RunOptions, run_scenario
+from harness.measure.runner import RunOptions, run_scenario
+from harness.project import registry
 from scenarios import caching
 
 pytestmark = pytest.mark.stack

@@ -113,29 +113,15 @@ def test_real_run_subprocess(tmp_path, runtime_dir):
 @pytest.mark.stack
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_interrupt_stops_every_child_and_marks_result_incomplete(tmp_path, runtime_dir, sig):
-    proc = _labs("run", "n_plus_one", "--param", "books=3,5,8", "--param", "catalog=30",
-                 "--results-dir", str(tmp_path), start_new_session=True)
-    children: set[int] = set()
-    deadline = time.monotonic() + 60
-    try:
-        # wait until the stack is up and measuring has begun (postgres + valkey are children)
-        while time.monotonic() < deadline:
-            try:
-                kids = psutil.Process(proc.pid).children(recursive=True)
-            except psutil.NoSuchProcess:
-                break
-            children |= {k.pid for k in kids}
-            if len(kids) >= 2 and any("postgres" in _cmdline(k) for k in kids):
-                time.sleep(3.0)  # past boot and seeding, into the measured rounds
-                children |= {k.pid for k in psutil.Process(proc.pid).children(recursive=True)}
-                break
-            time.sleep(0.1)
+    from tests.helpers import Labs
+
+    with Labs("run", "n_plus_one", "--param", "books=3,5,8", "--param", "catalog=30",
+              "--results-dir", str(tmp_path), start_new_session=True) as proc:
+        proc.wait_for("measuring")  # past boot and seeding, into the measured rounds
+        children = {k.pid for k in psutil.Process(proc.pid).children(recursive=True)}
+        assert any("postgres" in _cmdline(psutil.Process(k)) for k in children if psutil.pid_exists(k))
         proc.send_signal(sig)
         out, err = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
     assert proc.returncode == 130, err
     assert "Traceback" not in err
     assert "interrupted" in err

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from harness import compare as cmp
-from harness import store
 from harness.cli import app
 from harness.errors import UsageError
-from harness.model import CaseResult, CheckOutcome, Result, VariantResult
+from harness.results import compare as cmp
+from harness.results import store
+from harness.results.model import CaseResult, CheckOutcome, Result, VariantResult
 
 GOLDEN = Path(__file__).parent / "golden"
 

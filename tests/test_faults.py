@@ -16,9 +16,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from harness import store
 from harness.cli import app
 from harness.errors import UsageError
+from harness.results import store
 
 SERVER_WORDS = ("postgres", "valkey-server", "memcached", "gunicorn", "pgbouncer")
 
@@ -44,7 +44,7 @@ def _wait_for(proc: subprocess.Popen, word: str, timeout_s: float = 60) -> psuti
                     return p
             except psutil.Error:
                 continue
-        assert proc.poll() is None, proc.stderr.read()
+        assert proc.poll() is None, f"labs ended (exit {proc.poll()}) before a {word} process appeared"
         time.sleep(0.05)
     raise AssertionError(f"no {word} process appeared")
 
@@ -89,9 +89,11 @@ def test_service_killed_mid_run(tmp_path, runtime_dir, scenario, victim, params,
     args = ["run", scenario, "--results-dir", str(tmp_path), "--no-chart"]
     for p in params:
         args += ["--param", p]
-    proc = _labs(*args)
+    from tests.helpers import Labs
+
+    proc = Labs(*args, start_new_session=True)
     target = _wait_for(proc, victim)
-    time.sleep(4.0)  # booted, seeded, measuring
+    proc.wait_for("measuring")  # booted, seeded, measuring
     servers = _servers(proc.pid)
     if victim in {"postgres", "gunicorn"}:  # the postmaster / the gunicorn master: the oldest of its kind
         target = psutil.Process(min(p for p in servers if victim in _cmd(p)))
@@ -112,29 +114,35 @@ def test_service_killed_mid_run(tmp_path, runtime_dir, scenario, victim, params,
 
 
 @pytest.mark.stack
-@pytest.mark.parametrize("delay_s, phase", [(0.3, "boot"), (1.6, "seed/migrate"), (5.0, "measuring")])
+@pytest.mark.parametrize("phase", ["boot", "seeding", "measuring"])
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
-def test_interrupt_at_each_phase(tmp_path, runtime_dir, delay_s, phase, sig):
-    proc = _labs("run", "n_plus_one", "--param", "books=3,5,8,12,16", "--param", "catalog=60",
-                 "--results-dir", str(tmp_path), "--no-chart")
+def test_interrupt_at_each_phase(tmp_path, runtime_dir, phase, sig):
+    """The signal lands in the phase named — labs says where it is, the test waits for that — and
+    the run ends with 130, every child stopped, a partial result once measuring had begun."""
+    from tests.helpers import Labs
+
+    proc = Labs("run", "n_plus_one", "--param", "books=3,5,8,12,16", "--param", "catalog=60",
+                "--results-dir", str(tmp_path), "--no-chart", start_new_session=True)
     seen: set[int] = set()
-    end = time.monotonic() + delay_s
-    while time.monotonic() < end:
+    try:
+        if phase == "boot":
+            _wait_for(proc, "postgres")
+        else:
+            proc.wait_for(phase)
         seen |= {p.pid for p in _descendants(proc.pid)}
-        time.sleep(0.02)
-    proc.send_signal(sig)
-    t0 = time.monotonic()
-    out, err = proc.communicate(timeout=30)
-    seen |= _servers(proc.pid)
-    if proc.returncode == -sig:
-        # the signal arrived while Python was still starting up (before labs could handle it):
-        # nothing had been started, so there is nothing to stop
-        assert not seen, "killed during start-up, yet it had already started children"
-    else:
-        assert proc.returncode in (130, 0), err[-2000:]  # 0 only if it finished before the signal
-        if proc.returncode == 130:
-            assert "interrupted" in err
-        assert "Traceback" not in err + out
+        proc.send_signal(sig)
+        t0 = time.monotonic()
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 130, err[-2000:]
+    assert "interrupted" in err and "Traceback" not in err + out
+    files = [json.loads(f.read_text()) for f in tmp_path.glob("*.json")]
+    if phase == "measuring":
+        assert [(f["complete"], f["reason"]) for f in files] == [(False, "interrupted")], \
+            "a run interrupted while measuring is saved, marked incomplete"
     while _alive(seen) and time.monotonic() - t0 < 5.0:
         time.sleep(0.1)
     assert not _alive(seen), f"children alive 5 s after the {phase} interrupt"
@@ -161,12 +169,24 @@ def test_interrupt_while_python_starts_up_exits_130_or_by_the_signal(tmp_path, s
         time.sleep(0.08 + 0.01 * i)
         proc.send_signal(sig)
         out, err = proc.communicate(timeout=30)
+        if proc.returncode == 1 and _python_still_starting(err):
+            codes.append("site")  # the interpreter's own start-up, before any line of labs ran
+            continue
         assert proc.returncode in (130, -sig), (proc.returncode, err[-1500:])
         if proc.returncode == 130:  # labs had its handler: the message, never a traceback
             assert "interrupted" in err and "Traceback" not in err + out
         # else: Python itself was still starting (a SIGINT there prints Python's own traceback)
         codes.append(proc.returncode)
-    assert 130 in codes, f"no signal reached labs itself: {codes}"
+    assert codes.count(130) >= 8, f"too few signals reached labs itself: {codes}"
+
+
+def _python_still_starting(err: str) -> bool:
+    """A signal during the interpreter's `site` initialisation (site-packages .pth files, such as an
+    editable install's import hook) ends Python with exit 1 before labs exists: "Fatal Python error:
+    init_import_site", or "Error processing line N of …pth" followed by the package not being
+    found. On a slow machine that phase outlasts 80 ms. Nothing of labs ran, so nothing to stop."""
+    return ("init_import_site" in err or
+            ("Error processing line" in err and ".pth" in err and "No module named" in err))
 
 
 @pytest.mark.stack

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import pytest
 
-from harness import registry
-from harness.model import CaseResult, VariantResult
-from harness.runner import RunOptions, run_scenario
+from harness.measure.runner import RunOptions, run_scenario
+from harness.project import registry
+from harness.results.model import CaseResult, Result, VariantResult
 from scenarios import gil, gil_tasks
 
 
@@ -44,9 +44,9 @@ def test_efficiency_from_synthetic_timings(monkeypatch):
     monkeypatch.setattr(gil, "CORES", 2)
     variants = {
         "sequential": VariantResult("sequential", ratio=1.0),
-        "threads_4": VariantResult("threads_4", ratio=0.5),   # 2× faster on 2 usable cores: 100 %
-        "processes_2": VariantResult("processes_2", ratio=0.8),  # 1.25× on 2 cores: 62.5 %
-        "asyncio_8": VariantResult("asyncio_8", ratio=0.125),  # 8× but min(8, 2) = 2: 400 %
+        "threads_4": VariantResult("threads_4", ratio=0.5, series="threads", x=4),   # 2× on 2 usable cores: 100 %
+        "processes_2": VariantResult("processes_2", ratio=0.8, series="processes", x=2),  # 1.25× on 2 cores: 62.5 %
+        "asyncio_8": VariantResult("asyncio_8", ratio=0.125, series="asyncio", x=8),  # 8× but min(8, 2) = 2: 400 %
     }
     derived = gil.derive(CaseResult("w", {}, "sequential", variants))
     assert derived["sequential"] == {"speedup": 1.0, "efficiency": 1.0}
@@ -62,7 +62,7 @@ def test_tasks_are_deterministic():
 
 
 def test_gil_detection_recorded_in_env():
-    from harness import envinfo
+    from harness.project import envinfo
 
     env = envinfo.collect({"kind": "test"})
     assert isinstance(env["gil_enabled"], bool)
@@ -70,10 +70,13 @@ def test_gil_detection_recorded_in_env():
 
 
 def test_speedup_chart_has_the_ideal_line(monkeypatch):
-    from harness import charts
+    from harness.present import charts
 
-    variants = {n: VariantResult(n, ratio=r, metrics={"speedup": 1 / r})
-                for n, r in (("sequential", 1.0), ("threads_2", 0.9), ("threads_4", 0.95), ("processes_2", 0.55),
-                             ("processes_4", 0.52))}
-    svg = charts.svg(charts.speedup_figure(CaseResult("cpu_python", {}, "sequential", variants), cores=2))
-    assert 'id="ideal' in svg and 'id="speedup-threads' in svg and 'id="speedup-processes' in svg
+    variants = {n: VariantResult(n, ratio=r, metrics={"speedup": 1 / r}, series=s, x=x)
+                for n, r, s, x in (("sequential", 1.0, "", None), ("threads_2", 0.9, "threads", 2),
+                                   ("threads_4", 0.95, "threads", 4), ("processes_2", 0.55, "processes", 2),
+                                   ("processes_4", 0.52, "processes", 4))}
+    case = CaseResult("cpu_python", {}, "sequential", variants, charts=(gil.SPEEDUP_CHART.to_dict(),))
+    result = Result("gil", "r", "quick", True, "2026", env={"cpus": 2}, cases=(case,))
+    svg = charts.svg(charts.declared_figure(result, case, case.charts[0]))
+    assert 'id="ideal' in svg and 'id="series-threads' in svg and 'id="series-processes' in svg

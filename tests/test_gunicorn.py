@@ -7,11 +7,11 @@ import json
 import psutil
 import pytest
 
-from harness import registry
 from harness.errors import LabsError
-from harness.http import EXPECTED_FACTS, Server, ServerConfig, get, verify
-from harness.loadgen import LoadGenerator
-from harness.runner import RunOptions, run_scenario
+from harness.measure.http import EXPECTED_FACTS, Server, ServerConfig, get, verify
+from harness.measure.loadgen import LoadGenerator
+from harness.measure.runner import RunOptions, run_scenario
+from harness.project import registry
 
 pytestmark = pytest.mark.stack
 
@@ -98,7 +98,7 @@ def test_load_generator_is_bounded_and_loopback_only(seeded, tmp_path):
 
 
 def test_several_generator_processes_merge_into_one_burst(seeded, tmp_path):
-    from harness.loadgen import histogram_percentile
+    from harness.measure.loadgen import histogram_percentile
 
     gen = LoadGenerator(tmp_path / "locust.log", processes=2)
     try:

@@ -6,9 +6,9 @@ from dataclasses import replace
 import pytest
 from typer.testing import CliRunner
 
-from harness import history, store
 from harness.cli import app
 from harness.errors import UsageError
+from harness.results import history, store
 from tests.test_compare import make_run
 
 

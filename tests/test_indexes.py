@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from harness import registry
-from harness.runner import RunOptions, run_scenario
+from harness.measure.runner import RunOptions, run_scenario
+from harness.project import registry
 from scenarios import indexes
 
 pytestmark = pytest.mark.stack

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from harness import interrupts
-from harness.runner import Budget, measure_rounds
+from harness.measure.runner import Budget, measure_rounds
 
 
 class _InterruptedWhileFinalized:

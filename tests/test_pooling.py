@@ -5,8 +5,8 @@ from dataclasses import replace
 
 import pytest
 
-from harness import registry
-from harness.runner import RunOptions, run_scenario
+from harness.measure.runner import RunOptions, run_scenario
+from harness.project import registry
 from harness.stack import pgbouncer
 
 pytestmark = pytest.mark.stack

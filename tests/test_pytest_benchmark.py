@@ -11,14 +11,15 @@ from pathlib import Path
 
 import pytest
 
-from harness import store
+from harness.present import export
+from harness.results import store
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).parent / "fixtures"
 
 
 def test_export_layout_is_read_by_pytest_benchmark(tmp_path):
-    data = store.to_pytest_benchmark(store.load(FIXTURES / "result-schema1.json"))
+    data = export.to_pytest_benchmark(store.load(FIXTURES / "result-schema1.json"))
     assert {"machine_info", "commit_info", "benchmarks", "datetime", "version"} <= set(data)
     first = data["benchmarks"][0]
     assert first["stats"]["rounds"] == len(first["stats"]["data"]) and first["group"].startswith("n_plus_one:")
@@ -38,7 +39,7 @@ def test_scenarios_run_inside_pytest_benchmark(tmp_path, runtime_dir):
     env = {**os.environ, "LABS_BENCH_SCENARIOS": "n_plus_one", "LABS_BENCH_PARAMS": "books=3,5;catalog=30",
            "LABS_BENCH_ROUNDS": "3", "LABS_RUNTIME_DIR": runtime_dir}
     done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--benchmark-only",
-                           f"--benchmark-json={out}", str(ROOT / "integrations" / "pytest_benchmark")],
+                           f"--benchmark-json={out}", str(ROOT / "harness" / "integrations" / "pytest_benchmark")],
                           capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
     benches = json.loads(out.read_text())["benchmarks"]

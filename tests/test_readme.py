@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import typer.main
 
-from harness import registry
-from harness import workshop as ws
 from harness.cli import app
+from harness.project import registry
+from harness.workshop import exercises as ws
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ["README.md", "docs/workshop.md", "docs/own-code.md"]

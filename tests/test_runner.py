@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.runner import Budget, calibrate, measure_rounds
+from harness.measure.runner import Budget, calibrate, measure_rounds
 
 
 class FakeClock:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from harness import registry
-from harness.runner import RunOptions, run_scenario
+from harness.measure.runner import RunOptions, run_scenario
+from harness.project import registry
 
 pytestmark = pytest.mark.stack
 

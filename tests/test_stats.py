@@ -3,7 +3,7 @@ import math
 import numpy as np
 import pytest
 
-from harness import stats
+from harness.measure import stats
 
 
 def test_median_iqr_mad():

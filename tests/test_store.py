@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from harness import store
 from harness.errors import UsageError
-from harness.model import CaseResult, CheckOutcome, Result, VariantResult
+from harness.results import store
+from harness.results.model import CaseResult, CheckOutcome, Result, VariantResult
 
 FIXTURES = Path(__file__).parent / "fixtures"
 

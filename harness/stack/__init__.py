@@ -81,7 +81,7 @@ class EmbeddedProvider:
     def available(self) -> str | None:
         try:
             embedded.valkey_binary()
-            if not embedded._pg_bindir_candidates():
+            if not embedded.pg_bindir_candidates():
                 return "no PostgreSQL binaries: " + embedded.INSTALL_PG
         except StackError as exc:
             return f"{exc.message}: {exc.hint}"

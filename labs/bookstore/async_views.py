@@ -1,5 +1,5 @@
 """Views for the async_views scenario: waiting on an upstream service, and the ORM, each as a
-sync view and as an async view. LABS_UPSTREAM_URL points at harness.upstream."""
+sync view and as an async view. LABS_UPSTREAM_URL points at harness.measure.upstream."""
 from __future__ import annotations
 
 import asyncio

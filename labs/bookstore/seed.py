@@ -130,3 +130,16 @@ def seed_techempower(seed: int = 42) -> bool:
     with connection.cursor() as cur:
         cur.execute("ANALYZE bookstore_world, bookstore_fortune")
     return True
+
+
+def set_stocks(stocks: dict[int, int]) -> None:
+    """Give books these stock values, in one statement (only rows that differ are written)."""
+    from django.db import connection
+
+    if not stocks:
+        return
+    values = ",".join(["(%s,%s)"] * len(stocks))
+    params = [x for pair in stocks.items() for x in pair]
+    with connection.cursor() as cur:
+        cur.execute(f"UPDATE bookstore_book b SET stock = v.stock FROM (VALUES {values}) AS v(id, stock) "
+                    "WHERE b.id = v.id AND b.stock <> v.stock", params)

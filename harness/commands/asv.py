@@ -1,0 +1,85 @@
+"""labs asv publish · backfill: the asv history of this repository."""
+from __future__ import annotations
+
+import time
+from typing import Annotated, Optional
+
+import typer
+from rich.table import Table
+
+from harness.commands.console import err, out
+from harness.errors import EXIT_CHECK_FAILED, EXIT_OK, Interrupted, unknown
+
+COLOURS = {"recorded": "green", "skipped": "dim", "failed": "red"}
+
+
+def asv_publish_cmd(
+    offline: Annotated[bool, typer.Option("--offline", help="Vendor the page's CDN scripts (from npm) so it opens offline.")] = False,
+) -> None:
+    """`asv publish` for this repository's asv results; --offline makes the site work with no network."""
+    from harness.present import asvsite
+    from harness.project import envinfo
+
+    out.print(str(asvsite.publish(envinfo.REPO_ROOT, offline)))
+
+
+def asv_backfill_cmd(
+    commits: Annotated[str, typer.Argument(help="A..B (the commits after A up to B, oldest first) or one commit.",
+                                           show_default=False)],
+    scenario: Annotated[Optional[list[str]], typer.Option("--scenario", "-s", help="Only these scenarios (repeatable).")] = None,
+    profile: Annotated[str, typer.Option("--profile", "-p", help="quick or full.")] = "quick",
+    param: Annotated[Optional[list[str]], typer.Option("--param", help="NAME=VALUE, passed to every run.")] = None,
+    every: Annotated[int, typer.Option(help="Record every Nth commit of the range (the newest always).", min=1)] = 1,
+    max_commits: Annotated[int, typer.Option(help="Refuse ranges longer than this.", min=1)] = 50,
+    machine: Annotated[Optional[str], typer.Option(help="asv machine name (default: this machine's).")] = None,
+    rerun: Annotated[bool, typer.Option("--rerun", help="Measure commits asv already holds again.")] = False,
+) -> None:
+    """Record each commit of a range in asv, measured with that commit's own code (git worktrees).
+
+    asv with an existing environment refuses ranges and measures whatever is installed; this checks
+    every commit out into a temporary worktree and runs `asv run --set-commit-hash` on it."""
+    from harness.measure.contract import PROFILES
+    from harness.present import asvsite
+    from harness.project import envinfo, registry
+    from harness.session import parse_params
+
+    if profile not in PROFILES:
+        raise unknown("profile", profile, PROFILES)
+    params = parse_params(param or [])
+    names = []
+    for name in scenario or []:
+        registry.get(name)  # a typo fails here, with the closest name
+        names.append(name)
+    started = time.perf_counter()
+    try:
+        with err.status("backfilling…") as status:
+            def show(i, n, commit, row):
+                if row is None:
+                    status.update(f"asv: measuring commit {i + 1}/{n} {commit.sha[:8]} {commit.subject[:50]}…")
+                else:
+                    colour = COLOURS[row.status]
+                    err.print(f"[{colour}]{row.status:>8}[/{colour}] {commit.sha[:8]} {commit.subject[:60]}"
+                              + (f"  ({row.seconds:.0f} s)" if row.seconds else ""), highlight=False)
+
+            rows = asvsite.backfill(envinfo.REPO_ROOT, commits, every=every, limit=max_commits, machine=machine,
+                                    scenarios=names, profile=profile, params=params, rerun=rerun, on_commit=show)
+    except KeyboardInterrupt:
+        raise Interrupted("the commit being measured was stopped; the ones before it are recorded.") from None
+    table = Table(title=f"asv backfill {commits} · {time.perf_counter() - started:.0f} s", title_justify="left")
+    for col in ("commit", "subject", "status", "values", "seconds", "detail"):
+        table.add_column(col, justify="right" if col in ("values", "seconds") else "left")
+    for row in rows:
+        colour = COLOURS[row.status]
+        table.add_row(row.commit.sha[:8], row.commit.subject[:48], f"[{colour}]{row.status}[/{colour}]",
+                      str(row.values), f"{row.seconds:.0f}" if row.seconds else "", row.detail[:80])
+    out.print(table)
+    out.print("[dim]next: labs asv publish --offline[/dim]")
+    raise typer.Exit(EXIT_CHECK_FAILED if any(r.status == "failed" for r in rows) else EXIT_OK)
+
+
+def register(app: typer.Typer) -> None:
+    asv = typer.Typer(help="asv history: record a range of commits, publish the site.", no_args_is_help=True)
+    asv.command("publish")(asv_publish_cmd)
+    asv.command("backfill")(asv_backfill_cmd)
+    app.add_typer(asv, name="asv")
+    app.command("asv-publish", hidden=True)(asv_publish_cmd)

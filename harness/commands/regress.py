@@ -1,0 +1,154 @@
+"""labs compare · baseline · history · ci: regressions between runs and over time."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from harness.commands.console import err, note, out, run_progress, warn
+from harness.errors import EXIT_CHECK_FAILED, EXIT_OK, Interrupted, unknown
+from harness.results import store
+
+ResultsDir = Annotated[Path, typer.Option(help="Where result files are.")]
+Thresholds = Annotated[Optional[list[str]], typer.Option("--threshold", "-t",
+                       help="Minimum effect, e.g. time:25% or ratio:10% (defaults: time 25%, ratio 15%).")]
+FORMATS = ("table", "markdown", "json")
+
+
+def _thresholds(items: list[str] | None):
+    from harness.results.compare import Threshold
+
+    return [Threshold.parse(t) for t in items or []]
+
+
+def emit_comparison(comparison, fmt: str = "table", everything: bool = False) -> None:
+    from harness.results import compare as cmp
+
+    if fmt == "markdown":
+        out.print(cmp.to_markdown(comparison, everything), markup=False, highlight=False, soft_wrap=True)
+    elif fmt == "json":
+        out.print_json(cmp.to_json(comparison))
+    else:
+        out.print(cmp.to_table(comparison, everything))
+        for line in comparison.notes:
+            out.print(f"[yellow]note:[/yellow] {line}")
+        style = "bold red" if comparison.regressions else "green"
+        out.print(f"[{style}]{cmp.summary_line(comparison)}[/{style}]")
+
+
+def compare_cmd(
+    base: Annotated[str, typer.Argument(help="Run id, file, directory, baseline name, or 'previous'.")] = "previous",
+    new: Annotated[str, typer.Argument(help="Run id, file, directory, or 'latest'.")] = "latest",
+    threshold: Thresholds = None,
+    fmt: Annotated[str, typer.Option("--format", "-f", help="table, markdown or json.")] = "table",
+    everything: Annotated[bool, typer.Option("--all", help="Show unchanged rows too.")] = False,
+    results_dir: ResultsDir = Path("results"),
+) -> None:
+    """Verdicts per variant and metric: faster / slower / unchanged / incomparable. Exit 1 on regression."""
+    from harness.results import compare as cmp
+
+    if fmt not in FORMATS:
+        raise unknown("format", fmt, FORMATS)
+    limits = _thresholds(threshold)
+    new_label, new_results = cmp.load_side(new, results_dir)
+    base_label, base_results = cmp.load_side(base, results_dir, relative_to=new_results)
+    comparison = cmp.compare(base_label, base_results, new_label, new_results, limits)
+    emit_comparison(comparison, fmt, everything)
+    raise typer.Exit(EXIT_CHECK_FAILED if comparison.regressions else EXIT_OK)
+
+
+def baseline_save(
+    name: Annotated[str, typer.Argument(help="Baseline name, e.g. main.")],
+    runs: Annotated[Optional[list[str]], typer.Argument(help="Runs to keep (default: newest complete run of each scenario).")] = None,
+    results_dir: ResultsDir = Path("results"),
+) -> None:
+    """Copy runs into results/baselines/NAME/ (commit that folder: CI compares against it)."""
+    for p in store.save_baseline(name, list(runs or []), results_dir):
+        out.print(f"baseline {name}: {p}")
+
+
+def baseline_list(results_dir: ResultsDir = Path("results")) -> None:
+    """Baselines and the runs they hold."""
+    found = store.list_baselines(results_dir)
+    if not found:
+        out.print("no baselines (labs baseline save NAME)")
+    for name, results in found.items():
+        out.print(f"[bold]{name}[/bold]: " + ", ".join(f"{r.scenario} ({r.run_id}, {r.profile}, "
+                                                        f"{(r.env.get('git_sha') or '?')[:7]})" for r in results))
+
+
+def history_cmd(
+    scenario: Annotated[str, typer.Argument(help="Scenario name.")],
+    metric: Annotated[str, typer.Option(help="time, ratio, or a counter (queries, cache_hits...).")] = "time",
+    case: Annotated[Optional[str], typer.Option(help="Only this case (e.g. books=200).")] = None,
+    variant: Annotated[Optional[str], typer.Option(help="Only this variant.")] = None,
+    results_dir: ResultsDir = Path("results"),
+    out_dir: Annotated[Optional[Path], typer.Option(help="Where the PNG and HTML go (default: RESULTS_DIR/history).")] = None,
+) -> None:
+    """Chart a metric across stored runs in commit order (PNG + HTML), regressions ringed in red."""
+    from harness.project import registry
+    from harness.results import history as hist
+
+    registry.get(scenario)
+    h = hist.build(scenario, metric, hist.collect(scenario, results_dir), case, variant)
+    png, page = hist.write(h, out_dir or results_dir / "history")
+    flagged = sum(sum(m) for m in h.marks.values())
+    out.print(f"{len(h.labels)} runs, {len(h.series)} series, {flagged} regression point(s)\n{png}\n{page}")
+
+
+def ci_cmd(
+    suite: Annotated[str, typer.Option(help="quick (every scenario, quick profile) or nightly (full profile).")] = "quick",
+    baseline: Annotated[str, typer.Option(help="Baseline to compare with (results/baselines/NAME).")] = "main",
+    scenarios: Annotated[Optional[list[str]], typer.Option("--scenario", help="Limit to these scenarios.")] = None,
+    threshold: Thresholds = None,
+    stack: Annotated[str, typer.Option(help="embedded or external.")] = "embedded",
+    results_dir: Annotated[Path, typer.Option(help="Where result files go.")] = Path("results"),
+    out_dir: Annotated[Path, typer.Option(help="Summary and charts for the CI job's artifacts.")] = Path("ci-out"),
+    confirm: Annotated[int, typer.Option(help="Re-run a scenario whose timings regressed this many times; "
+                                              "only regressions seen every time count.", min=0, max=5)] = 1,
+    django_settings: Annotated[Optional[str], typer.Option(help="Your project's Django settings (default: "
+                                                                "labs.toml).")] = None,
+) -> None:
+    """Nightly job: run the suite, compare with the baseline, write summary and charts; exit 1 on regression.
+
+    The markdown summary also goes to $GITHUB_STEP_SUMMARY; timing regressions are confirmed by a re-run."""
+    from harness.ci import SUITES, gate
+    from harness.project.registry import Project
+    from harness.session import LabSession, plan_run
+
+    if suite not in SUITES:
+        raise unknown("suite", suite, SUITES)
+    limits = _thresholds(threshold)
+    project = Project.resolve(django_settings)
+    chosen, opts = plan_run(list(scenarios or ["all"]), profile=SUITES[suite], variants=None, params=[],
+                            project=project, results_dir=results_dir, stack=stack)
+
+    def confirming(suspects, attempt, total) -> None:
+        note(f"timing regression in {', '.join(suspects)}: re-running to confirm ({attempt}/{total})")
+    try:
+        with run_progress() as show, LabSession(stack=stack, project=project, results_dir=results_dir,
+                                                progress=show, notify=note) as session:
+            result = gate(session, chosen, opts, baseline, limits, confirm, out_dir, suite, on_confirm=confirming)
+    except KeyboardInterrupt:
+        raise Interrupted("every service it started was stopped; partial results are saved marked "
+                          "incomplete") from None
+    if result.comparison is not None:
+        emit_comparison(result.comparison)
+    out.print(f"[dim]summary: {out_dir / 'summary.md'}[/dim]")
+    for problem in result.problems:
+        warn(problem)
+    if result.regressions:
+        err.print(f"[bold red]{result.regressions} regression(s) against baseline {baseline}[/bold red]")
+    raise typer.Exit(EXIT_CHECK_FAILED if result.failed else EXIT_OK)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("compare")(compare_cmd)
+    baseline = typer.Typer(help="Named sets of results that `labs compare` and `labs ci` compare against.",
+                           no_args_is_help=True)
+    baseline.command("save")(baseline_save)
+    baseline.command("list")(baseline_list)
+    app.add_typer(baseline, name="baseline")
+    app.command("history")(history_cmd)
+    app.command("ci")(ci_cmd)

@@ -1,0 +1,27 @@
+"""Run the lab's scenarios inside `pytest --benchmark-only` (pytest-benchmark), for teams that
+already collect pytest-benchmark JSON (or feed it to Bencher). The checks still apply: a variant
+whose answer or query count is wrong fails its test before it is timed.
+
+    pytest --pyargs harness.integrations.pytest_benchmark --benchmark-only --benchmark-json=bench.json
+    LABS_BENCH_SCENARIOS=n_plus_one LABS_BENCH_PARAMS="books=10,50" pytest --pyargs harness.integrations.pytest_benchmark ...
+
+pytest-benchmark times one variant after another, not interleaved: for regression gating prefer
+`labs ci`, whose paired ratios are far less noisy.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def lab_stack():
+    from harness.project import djangoenv
+    from harness.stack import provider
+
+    os.environ.setdefault("LABS_RUNTIME_DIR", tempfile.mkdtemp(prefix="perflab-bench-"))
+    with provider(os.environ.get("LABS_BENCH_STACK", "embedded")).open() as info:
+        djangoenv.setup(info)
+        yield info

@@ -1,0 +1,81 @@
+"""Point the lab's Django project at a stack, once per process, and migrate it."""
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+
+from harness.errors import StackError
+from harness.stack import ENV_VARS, StackInfo
+
+_configured_for: dict[str, str] | None = None
+
+
+def setup(stack: StackInfo, user_settings: str | None = None) -> None:
+    """Export the stack's URLs, start Django and apply migrations (fast when up to date).
+
+    `user_settings`: measure a user's project instead of the lab's (see harness.project.user_settings):
+    its migrations run against a database of the lab's own on this stack."""
+    global _configured_for
+    env = stack.env()
+    key = {**env, "user_settings": user_settings or ""}
+    if _configured_for is not None:
+        if _configured_for != key:
+            raise StackError("Django is already configured for another stack in this process")
+        return
+    for var in ENV_VARS.values():
+        os.environ.pop(var, None)
+    os.environ.update(env)
+    if user_settings:
+        import importlib.util
+
+        try:
+            found = importlib.util.find_spec(user_settings) is not None
+        except ModuleNotFoundError:
+            found = False
+        if not found:
+            from harness.errors import UsageError
+
+            raise UsageError(f"cannot import the Django settings module {user_settings!r}",
+                             hint="run from your project's directory, or set pythonpath in labs.toml")
+        os.environ["LABS_USER_SETTINGS"] = user_settings
+        os.environ["DJANGO_SETTINGS_MODULE"] = "harness.project.user_settings"
+        from harness.stack import ensure_database
+
+        ensure_database(user_database_url(env["DATABASE_URL"], user_settings))
+    else:
+        os.environ.setdefault("DJANGO_SETTINGS_MODULE", "labs.settings")
+    import django
+    from django.core.management import call_command
+
+    django.setup()
+    call_command("migrate", verbosity=0, interactive=False)
+    _configured_for = key
+
+
+def user_database_url(base: str, user_settings: str) -> str:
+    import re
+
+    name = "labs_" + re.sub(r"[^a-z0-9_]", "_", user_settings.lower())[:40]
+    return base.rsplit("/", 1)[0] + "/" + name
+
+
+SEED_LOCK_KEY = int.from_bytes(b"labseed", "big")
+
+
+@contextlib.contextmanager
+def seed_lock() -> Iterator[None]:
+    """A PostgreSQL advisory lock, so two runs sharing a warm stack never seed at once (one key
+    for every scenario: they share the catalog). The session ending releases it anyway."""
+    from django.db import connection
+
+    with connection.cursor() as cur:
+        cur.execute("SELECT pg_advisory_lock(%s)", [SEED_LOCK_KEY])
+    try:
+        yield
+    finally:
+        try:
+            with connection.cursor() as cur:
+                cur.execute("SELECT pg_advisory_unlock(%s)", [SEED_LOCK_KEY])
+        except Exception:
+            pass

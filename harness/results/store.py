@@ -1,0 +1,266 @@
+"""Results on disk: `results/<run-id>.json`, one file per scenario run, written atomically.
+
+Format history (the schema number is not the package version):
+  1 — first format: run metadata, env, params, cases[] of {params, baseline, variants{}, checks[]},
+      `complete` + `reason` for interrupted runs, `lesson` lines, phase `timings`.
+  2 — metrics declare themselves: top-level `metrics` {name: {label, unit, better, kind,
+      tolerance, percent, show}}; per case `timing` {mode, statistic} and `charts` [...]; per
+      variant `series` and `x`. Upgrading a schema-1 file fills these from the engine's tables of
+      that time (frozen below) and infers each case's statistic from its stored samples.
+Loading an older schema goes through `_upgrade_to_N` functions, one per bump; a newer schema
+than this code knows is refused with a clear message (never guessed).
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from harness.errors import UsageError
+from harness.results.model import CaseResult, CheckOutcome, Result, VariantResult
+
+SCHEMA = 2
+DEFAULT_DIR = Path("results")
+
+
+def to_dict(result: Result) -> dict[str, Any]:
+    data = asdict(result)
+    data = {"schema": SCHEMA, **data}
+    data["ok"] = result.ok
+    return data
+
+
+def from_dict(data: dict[str, Any]) -> Result:
+    schema = data.get("schema")
+    if not isinstance(schema, int):
+        raise ValueError("no schema number")
+    if schema > SCHEMA:
+        raise ValueError(f"schema {schema} is newer than this labs understands ({SCHEMA}); upgrade labs")
+    for version in range(schema + 1, SCHEMA + 1):
+        data = _UPGRADES[version](data)
+    cases = []
+    for case in data["cases"]:
+        variants = {
+            name: VariantResult(
+                **{**v, "samples_s": tuple(v.get("samples_s", ())),
+                   "ratio_ci95": tuple(v["ratio_ci95"]) if v.get("ratio_ci95") else None,
+                   "explain": tuple(v.get("explain", ()))}
+            )
+            for name, v in case["variants"].items()
+        }
+        checks = tuple(CheckOutcome(**c) for c in case.get("checks", ()))
+        cases.append(CaseResult(**{**case, "variants": variants, "checks": checks,
+                                   "columns": tuple(case.get("columns", ())),
+                                   "charts": tuple(case.get("charts", ()))}))
+    fields = {k: v for k, v in data.items() if k not in {"schema", "ok", "cases", "lesson"}}
+    return Result(**fields, cases=tuple(cases), lesson=tuple(data.get("lesson", ())))
+
+
+def _upgrade_to_2(data: dict[str, Any]) -> dict[str, Any]:
+    """Schema 1 -> 2: declarations as the engine of schema 1 held them (a frozen copy: these names
+    were the engine's tables then), each case's statistic read back from its samples."""
+    import re
+    import statistics
+
+    labels = {"queries": "queries", "rows": "rows", "cache_hits": "hits", "cache_misses": "misses",
+              "cache_sets": "sets", "cache_deletes": "dels", "hit_ratio": "hit %", "stale_reads": "stale",
+              "max_unflushed": "unflushed", "lost_keys_at_crash": "lost@crash", "queries_per_repeat": "q/repeat",
+              "recomputes": "recomputes", "speedup": "speedup", "efficiency": "efficiency",
+              "cpu_s_per_unit": "CPU s/unit", "start_s": "start s", "p50_ms": "p50 ms", "p95_ms": "p95 ms",
+              "p99_ms": "p99 ms", "failures": "fail", "server_cpu": "srv CPU", "generator_cpu": "gen CPU",
+              "worker_restarts": "restarts", "uss_mib": "USS MiB", "pss_mib": "PSS MiB", "top_node": "plan",
+              "index_kib": "index KiB", "build_s": "build s", "insert_ms_per_1k": "ins ms/1k",
+              "shared_hit": "buf hit", "server_conns": "srv conns", "sessions_per_request": "sess/req",
+              "error_rate": "err rate", "connect_ms": "connect ms"}
+    shown = {"queries", "rows", "cache_hits", "cache_misses", "cache_sets", "cache_deletes"}
+    higher = {"cache_hits", "warm_hits", "hit_ratio"}
+    exact = {"stale_reads", "hit_ratio", "queries_per_repeat", "lost_after_recovery"}
+    names: set[str] = set()
+    for case in data.get("cases", ()):
+        for v in case.get("variants", {}).values():
+            names |= set(v.get("counters", {})) | set(v.get("metrics", {}))
+    counters = {k for case in data.get("cases", ()) for v in case.get("variants", {}).values()
+                for k in v.get("counters", {})}
+    data["metrics"] = {
+        n: {"label": labels.get(n, ""), "unit": "", "better": "higher" if n in higher else ("lower" if (
+            n in counters or n in exact) else None), "kind": "exact" if (n in counters or n in exact) else "info",
+            "tolerance": 0.0, "percent": n.endswith("ratio") or n == "efficiency", "show": n in shown,
+            "description": ""} for n in sorted(names)}
+    for case in data.get("cases", ()):
+        variants = case.get("variants", {})
+        base = variants.get(case.get("baseline"), {}).get("samples_s") or []
+        statistic = "median_ratio"
+        for name, v in variants.items():  # the stored ratio tells which statistic produced it
+            s = v.get("samples_s") or []
+            if name != case.get("baseline") and v.get("ratio") and base and len(s) == len(base) and sum(base) > 0:
+                totals = sum(s) / sum(base)
+                paired = statistics.median(x / y for x, y in zip(s, base) if y > 0)
+                if abs(totals - v["ratio"]) < abs(paired - v["ratio"]):
+                    statistic = "ratio_of_totals"
+                break
+        # schema 1 did not record the mode; only fixed loops can be told from the samples
+        mode = "fixed_loops" if statistic == "ratio_of_totals" else "unrecorded"
+        case["timing"] = {"mode": mode, "statistic": statistic}
+        charts = []
+        if any("p95_ms" in v.get("metrics", {}) for v in variants.values()):
+            charts.append({"kind": "bars", "metrics": ["p50_ms", "p95_ms", "p99_ms"], "y_label": "latency, ms",
+                           "title": "latency percentiles"})
+        for name, v in variants.items():
+            m = re.fullmatch(r"([a-z_]+?)_(\d+)", name)
+            if m and "speedup" in v.get("metrics", {}):
+                v["series"], v["x"] = m.group(1), float(m.group(2))
+        if any(v.get("series") for v in variants.values()):
+            charts.append({"kind": "series", "metric": "speedup", "x_label": "workers (n)",
+                           "y_label": "speedup vs sequential", "ideal": "cores", "log_x": True})
+        case["charts"] = charts
+    return data
+
+
+_UPGRADES: dict[int, Any] = {2: _upgrade_to_2}
+"""version N -> function turning a schema N-1 document into schema N."""
+
+
+def save(result: Result, directory: Path = DEFAULT_DIR) -> Path:
+    """Write atomically: a temp file in the same directory, fsync, then rename over the target."""
+    path = directory / f"{result.run_id}.json"
+    text = json.dumps(to_dict(result), indent=1, sort_keys=False, default=_json_default)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{result.run_id}.", suffix=".tmp")
+    except OSError as exc:
+        raise UsageError(f"cannot write results to {directory}/: {exc.strerror or exc}",
+                         hint="choose another place with --results-dir") from None
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise UsageError(f"cannot write {path}: {exc.strerror or exc} (earlier results are intact)",
+                         hint="free some space or choose another --results-dir") from None
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_text_atomic(path: Path, text: str) -> Path:
+    """Write a text file so a reader never sees half of it: temp file, fsync, rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, (set, frozenset, tuple)):
+        return list(value)
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return str(value)
+
+
+def load(path: Path) -> Result:
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise UsageError(f"no result file {path}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"cannot read {path}: {exc}") from None
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"{path} is not valid JSON (line {exc.lineno}): the file is corrupted",
+                         hint="delete it or re-run the scenario") from None
+    try:
+        return from_dict(data)
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise UsageError(f"{path} is not a labs result file: {exc}") from None
+
+
+def list_runs(directory: Path = DEFAULT_DIR) -> list[Path]:
+    """Result files, oldest first (run ids start with a UTC timestamp)."""
+    if not directory.is_dir():
+        return []
+    return sorted(p for p in directory.glob("*.json") if not p.name.startswith("."))
+
+
+def resolve(ref: str, directory: Path = DEFAULT_DIR) -> Path:
+    """A run id, a path, `latest` or `previous` -> the file."""
+    if ref in {"latest", "previous"}:
+        runs = list_runs(directory)
+        need = 1 if ref == "latest" else 2
+        if len(runs) < need:
+            raise UsageError(f"no {ref} run in {directory}/", hint="run a scenario first: labs run n_plus_one")
+        return runs[-need]
+    path = Path(ref)
+    if path.suffix == ".json" and path.exists():
+        return path
+    candidate = directory / f"{ref}.json"
+    if candidate.exists():
+        return candidate
+    matches = [p for p in list_runs(directory) if p.stem.startswith(ref)]
+    if len(matches) == 1:
+        return matches[0]
+    if len(matches) > 1:
+        raise UsageError(f"run id {ref!r} is ambiguous ({len(matches)} runs match)")
+    raise UsageError(f"no run {ref!r} in {directory}/", hint="`labs show latest` or list the directory")
+
+
+def baselines_dir(results_dir: Path = DEFAULT_DIR) -> Path:
+    return results_dir / "baselines"
+
+
+def save_baseline(name: str, refs: list[str], results_dir: Path = DEFAULT_DIR) -> list[Path]:
+    """Copy runs into results/baselines/NAME/ (default: the newest complete run of each scenario).
+
+    Baselines are meant to be committed: `labs ci` compares against them.
+    """
+    import re
+    import shutil
+
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", name):
+        raise UsageError(f"bad baseline name {name!r}: letters, digits, '.', '_' and '-' only")
+    if refs:
+        paths = [resolve(ref, results_dir) for ref in refs]
+    else:
+        newest: dict[str, Path] = {}
+        for p in list_runs(results_dir):
+            r = load(p)
+            if r.complete:
+                newest[r.scenario] = p
+        paths = [newest[k] for k in sorted(newest)]
+    if not paths:
+        raise UsageError(f"no complete runs in {results_dir}/ to make a baseline of", hint="labs run all")
+    for p in paths:
+        if not load(p).complete:
+            raise UsageError(f"{p.name} is an incomplete run: it cannot be a baseline")
+    target = baselines_dir(results_dir) / name
+    staging = baselines_dir(results_dir) / f".{name}.tmp"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    for p in paths:
+        shutil.copy2(p, staging / p.name)
+    if target.exists():
+        shutil.rmtree(target)
+    staging.rename(target)
+    return [target / p.name for p in paths]
+
+
+def list_baselines(results_dir: Path = DEFAULT_DIR) -> dict[str, list[Result]]:
+    root = baselines_dir(results_dir)
+    if not root.is_dir():
+        return {}
+    return {d.name: [load(p) for p in list_runs(d)] for d in sorted(root.iterdir())
+            if d.is_dir() and not d.name.startswith(".")}

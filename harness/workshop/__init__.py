@@ -1,0 +1,1 @@
+"""Workshop mode: exercises participants fix, checked for real by `labs check N`."""
