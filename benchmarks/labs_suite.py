@@ -98,7 +98,7 @@ def _param_overrides(name: str) -> dict[str, str]:
     out = {}
     for item in os.environ.get("LABS_ASV_PARAMS", "").split(";"):
         key, _, value = item.partition("=")
-        if key.strip() in scenario.profiles[PROFILE]:
+        if key.strip() in scenario.profile_params(PROFILE):
             out[key.strip()] = value.strip()
     return out
 

@@ -18,7 +18,7 @@ from harness.results import store
 from harness.results.compare import Comparison, Threshold
 from harness.session import LabSession, SavedRun
 
-SUITES = {"quick": "quick", "nightly": "full"}
+SUITES = {"quick": "quick", "nightly": "nightly", "full": "full"}
 """Suite name -> profile."""
 
 
@@ -66,7 +66,8 @@ def gate(session: LabSession, scenarios: Sequence[Scenario], opts: RunOptions, b
     comparison = None
     if store.baselines_dir(results_dir).joinpath(baseline).is_dir():
         base_label, base_results = cmp.load_side(baseline, results_dir)
-        comparison = cmp.compare(base_label, base_results, "this run", new, thresholds)
+        history = cmp.load_history(results_dir, new)
+        comparison = cmp.compare(base_label, base_results, "this run", new, thresholds, history=history)
         for attempt in range(confirm):
             suspects = sorted({r.scenario for r in comparison.regressions if r.metric in {"time", "ratio"}})
             if not suspects:
@@ -74,8 +75,9 @@ def gate(session: LabSession, scenarios: Sequence[Scenario], opts: RunOptions, b
             if on_confirm is not None:
                 on_confirm(suspects, attempt + 1, confirm)
             again = session.run([s for s in scenarios if s.name in suspects], opts)
-            comparison = cmp.confirm(comparison, cmp.compare(base_label, base_results, f"confirmation run {attempt + 1}",
-                                                             [r.result for r in again], thresholds))
+            comparison = cmp.confirm(comparison, cmp.compare(
+                base_label, base_results, f"confirmation run {attempt + 1}", [r.result for r in again], thresholds,
+                history=history))
         lines += ["", cmp.to_markdown(comparison)]
     else:
         lines += ["", f"No baseline `{baseline}` yet: nothing to compare. Make one with "

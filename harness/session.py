@@ -120,16 +120,35 @@ class LabSession:
     # -- measuring ---------------------------------------------------------------------------------
     def run(self, scenarios: Sequence[Scenario], opts: RunOptions) -> list[SavedRun]:
         """Run each scenario (verified, timed, interleaved) and save its result; a run stopped by an
-        interrupt, a dead service or a crash is saved marked incomplete before the error goes on."""
-        self.django(opts.django_settings)
+        interrupt, a dead service or a crash is saved marked incomplete before the error goes on.
+
+        Each scenario runs under the settings the project gives it (a built-in on the lab's own
+        project, yours on your settings) in fresh worker processes (harness.measure.workers): as
+        many as `opts.processes`, else the scenario's choice for the profile, else the profile's.
+        `processes=0` measures in this process instead (tests; one settings module per process)."""
+        from harness.measure.runner import BUDGETS
+        from harness.measure.workers import run_in_processes
+        from harness.project import registry
+
         env = self.env()
         out = []
         for sc in scenarios:
-            sc_opts = replace(opts, params={k: v for k, v in opts.params.items() if k in sc.profiles[opts.profile]},
+            sc_opts = replace(opts, params={k: v for k, v in opts.params.items() if k in sc.profile_params(opts.profile)},
                               variants=tuple(v for v in opts.variants if v in sc.variant_names(opts.profile)),
                               results_dir=str(self.results_dir), stack=self.stack)
-            result = run_scenario(sc, sc_opts, self._info(), progress=self.progress, env=env,
-                                  on_partial=self._save_partial)
+            settings = None if registry.is_builtin(sc.name) else opts.django_settings
+            budget = opts.budget or BUDGETS[opts.profile]
+            processes = opts.processes if opts.processes is not None else \
+                (sc.processes or {}).get(opts.profile, budget.processes)
+            if processes == 0:
+                self.django(settings)
+                result = run_scenario(sc, sc_opts, self._info(), progress=self.progress, env=env,
+                                      on_partial=self._save_partial)
+            else:
+                run_id = new_run_id(sc.name)
+                result = run_in_processes(sc, sc_opts, self._info(), processes=processes, settings=settings,
+                                          run_id=run_id, env=env, progress=self.progress,
+                                          on_partial=self._save_partial)
             result = replace(result, timings={"stack_s": self.stack_s, **result.timings})
             out.append(SavedRun(result, store.save(result, self.results_dir), sc))
         return out
@@ -179,7 +198,7 @@ def parse_params(items: Sequence[str]) -> dict[str, str]:
 
 def plan_run(names: Sequence[str], *, profile: str, variants: str | None, params: Sequence[str],
              project: Project, seed: int = 42, results_dir: Path = Path("results"), stack: str = "embedded",
-             processes: int | None = None) -> tuple[list[Scenario], RunOptions]:
+             processes: int | None = None, gc: bool = True) -> tuple[list[Scenario], RunOptions]:
     """Validate a run request before any server starts: scenario names ('all' expands), profile,
     variants, NAME=VALUE parameters — each mistake a UsageError naming the choices."""
     from harness.errors import unknown
@@ -196,10 +215,10 @@ def plan_run(names: Sequence[str], *, profile: str, variants: str | None, params
                          hint="e.g. --variants " + ",".join(known[:2]))
     overrides = parse_params(params)
     for sc in chosen:
-        sc.params_for(profile, {k: v for k, v in overrides.items() if k in sc.profiles[profile]})
-    unknown_params = [k for k in overrides if not any(k in sc.profiles[profile] for sc in chosen)]
+        sc.params_for(profile, {k: v for k, v in overrides.items() if k in sc.profile_params(profile)})
+    unknown_params = [k for k in overrides if not any(k in sc.profile_params(profile) for sc in chosen)]
     if unknown_params:
-        takes = "; ".join(f"{sc.name}: {', '.join(sorted(sc.profiles[profile]))}" for sc in chosen)
+        takes = "; ".join(f"{sc.name}: {', '.join(sorted(sc.profile_params(profile)))}" for sc in chosen)
         raise UsageError(f"no scenario here has parameter {unknown_params[0]!r} (parameters — {takes})")
     if wanted:
         known = {v for sc in chosen for v in sc.variant_names(profile)}
@@ -207,5 +226,5 @@ def plan_run(names: Sequence[str], *, profile: str, variants: str | None, params
             if name not in known:
                 raise unknown("variant", name, known)
     opts = RunOptions(tuple(sc.name for sc in chosen), profile, wanted, stack, str(results_dir), seed, overrides,
-                      django_settings=project.django_settings)
+                      django_settings=project.django_settings, processes=processes, gc=gc)
     return chosen, opts

@@ -71,3 +71,16 @@ class Labs:
         if self.proc.poll() is None:
             self.proc.kill()
         self.communicate(timeout=30)
+
+
+def golden(path, text: str) -> None:
+    """Compare with a committed golden file. A missing one fails (it never writes itself); to
+    change one on purpose: LABS_UPDATE_GOLDEN=1 pytest …, then review the diff and commit it."""
+    import os
+    from pathlib import Path
+
+    path = Path(path)
+    if os.environ.get("LABS_UPDATE_GOLDEN") == "1":
+        path.write_text(text)
+    assert path.exists(), f"golden file {path} is missing: write it with LABS_UPDATE_GOLDEN=1 and review it"
+    assert text == path.read_text()

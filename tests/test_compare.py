@@ -125,10 +125,9 @@ def test_bad_threshold(text):
 
 
 def _golden(name: str, text: str) -> None:
-    path = GOLDEN / name
-    if not path.exists():  # first run writes the golden file; review it and commit it
-        path.write_text(text)
-    assert text == path.read_text()
+    from tests.helpers import golden
+
+    golden(GOLDEN / name, text)
 
 
 def test_markdown_and_json_golden():

@@ -61,10 +61,9 @@ def test_html_report_renders_with_its_charts(tmp_path):
 def test_markdown_report_golden():
     result = store.load(FIXTURES / "result-schema1.json")
     text = htmlreport.to_markdown(result)
-    golden = GOLDEN / "report.md"
-    if not golden.exists():
-        golden.write_text(text)
-    assert text == golden.read_text()
+    from tests.helpers import golden
+
+    golden(GOLDEN / "report.md", text)
 
 
 def test_report_cli_formats(tmp_path):

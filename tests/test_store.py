@@ -99,3 +99,12 @@ def test_unwritable_results_dir_is_a_clear_error(tmp_path):
     blocker.write_text("not a directory")
     with pytest.raises(UsageError, match="cannot write results"):
         store.save(make_result(), blocker / "results")
+
+
+def test_a_missing_golden_file_fails_instead_of_writing_itself(tmp_path, monkeypatch):
+    from tests.helpers import golden
+
+    monkeypatch.delenv("LABS_UPDATE_GOLDEN", raising=False)
+    with pytest.raises(AssertionError, match="missing"):
+        golden(tmp_path / "new.md", "text")
+    assert not (tmp_path / "new.md").exists()

@@ -27,7 +27,7 @@ def asv_backfill_cmd(
     commits: Annotated[str, typer.Argument(help="A..B (the commits after A up to B, oldest first) or one commit.",
                                            show_default=False)],
     scenario: Annotated[Optional[list[str]], typer.Option("--scenario", "-s", help="Only these scenarios (repeatable).")] = None,
-    profile: Annotated[str, typer.Option("--profile", "-p", help="quick or full.")] = "quick",
+    profile: Annotated[str, typer.Option("--profile", "-p", help="quick, nightly or full.")] = "quick",
     param: Annotated[Optional[list[str]], typer.Option("--param", help="NAME=VALUE, passed to every run.")] = None,
     every: Annotated[int, typer.Option(help="Record every Nth commit of the range (the newest always).", min=1)] = 1,
     max_commits: Annotated[int, typer.Option(help="Refuse ranges longer than this.", min=1)] = 50,

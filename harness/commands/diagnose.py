@@ -11,7 +11,7 @@ from rich.table import Table
 from harness.commands.console import err, out
 from harness.errors import Interrupted, unknown
 
-Profile = Annotated[str, typer.Option("--profile", "-p", help="quick or full.")]
+Profile = Annotated[str, typer.Option("--profile", "-p", help="quick, nightly or full.")]
 Params = Annotated[Optional[list[str]], typer.Option("--param", help="NAME=VALUE.")]
 Stack = Annotated[str, typer.Option(help="embedded or external.")]
 Settings = Annotated[Optional[str], typer.Option(help="Your project's Django settings (default: labs.toml).")]

@@ -7,13 +7,15 @@ from typing import Annotated, Optional
 import typer
 
 from harness.commands.console import err, note, out, run_progress, warn
-from harness.errors import EXIT_CHECK_FAILED, EXIT_OK, Interrupted, unknown
+from harness.errors import EXIT_CHECK_FAILED, EXIT_OK, Interrupted, UsageError, unknown
 from harness.results import store
 
 ResultsDir = Annotated[Path, typer.Option(help="Where result files are.")]
 Thresholds = Annotated[Optional[list[str]], typer.Option("--threshold", "-t",
                        help="Minimum effect, e.g. time:25% or ratio:10% (defaults: time 25%, ratio 15%).")]
 FORMATS = ("table", "markdown", "json")
+Alpha = Annotated[float, typer.Option(help="Family-wise false-alarm rate over all timing rows (Holm).",
+                                     min=0.0001, max=0.5)]
 
 
 def _thresholds(items: list[str] | None):
@@ -44,8 +46,12 @@ def compare_cmd(
     fmt: Annotated[str, typer.Option("--format", "-f", help="table, markdown or json.")] = "table",
     everything: Annotated[bool, typer.Option("--all", help="Show unchanged rows too.")] = False,
     results_dir: ResultsDir = Path("results"),
+    alpha: Alpha = 0.05,
 ) -> None:
-    """Verdicts per variant and metric: faster / slower / unchanged / incomparable. Exit 1 on regression."""
+    """Verdicts per variant and metric: faster / slower / unchanged / incomparable. Exit 1 on regression.
+
+    Timing gates are sized by each row's own noise: between processes, and between runs (the
+    base's runs and a window of stored history of the same machine and profile)."""
     from harness.results import compare as cmp
 
     if fmt not in FORMATS:
@@ -53,7 +59,12 @@ def compare_cmd(
     limits = _thresholds(threshold)
     new_label, new_results = cmp.load_side(new, results_dir)
     base_label, base_results = cmp.load_side(base, results_dir, relative_to=new_results)
-    comparison = cmp.compare(base_label, base_results, new_label, new_results, limits)
+    comparison = cmp.compare(base_label, base_results, new_label, new_results, limits,
+                             history=cmp.load_history(results_dir, new_results), alpha=alpha)
+    if not comparison.rows:
+        raise UsageError(f"nothing was compared between {base_label} and {new_label}: "
+                         + "; ".join(comparison.notes or ("no common scenario",)),
+                         hint="compare runs of the same scenario (labs compare BASE NEW)")
     emit_comparison(comparison, fmt, everything)
     raise typer.Exit(EXIT_CHECK_FAILED if comparison.regressions else EXIT_OK)
 
@@ -62,9 +73,12 @@ def baseline_save(
     name: Annotated[str, typer.Argument(help="Baseline name, e.g. main.")],
     runs: Annotated[Optional[list[str]], typer.Argument(help="Runs to keep (default: newest complete run of each scenario).")] = None,
     results_dir: ResultsDir = Path("results"),
+    count: Annotated[int, typer.Option("--runs", help="Keep the newest N complete runs of each scenario: the "
+                                                      "baseline then carries its own run-to-run noise.",
+                                       min=1, max=50)] = 1,
 ) -> None:
     """Copy runs into results/baselines/NAME/ (commit that folder: CI compares against it)."""
-    for p in store.save_baseline(name, list(runs or []), results_dir):
+    for p in store.save_baseline(name, list(runs or []), results_dir, runs=count):
         out.print(f"baseline {name}: {p}")
 
 
@@ -98,7 +112,7 @@ def history_cmd(
 
 
 def ci_cmd(
-    suite: Annotated[str, typer.Option(help="quick (every scenario, quick profile) or nightly (full profile).")] = "quick",
+    suite: Annotated[str, typer.Option(help="quick (every scenario, quick profile), nightly (5 processes each: the gate for a nightly job) or full (big data).")] = "quick",
     baseline: Annotated[str, typer.Option(help="Baseline to compare with (results/baselines/NAME).")] = "main",
     scenarios: Annotated[Optional[list[str]], typer.Option("--scenario", help="Limit to these scenarios.")] = None,
     threshold: Thresholds = None,

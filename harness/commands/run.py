@@ -18,6 +18,11 @@ ResultsDir = Annotated[Path, typer.Option(help="Where result files are.")]
 RunRef = Annotated[str, typer.Argument(metavar="RUN_ID|latest|previous|FILE", help="Which run.")]
 StackOpt = Annotated[str, typer.Option(help="embedded (default: starts its own servers), external "
                                             "(DATABASE_URL, REDIS_URL...) or docker (docker compose).")]
+Processes = Annotated[Optional[int], typer.Option(
+    help="Fresh worker processes to spread the rounds over (default: 1 for quick, 5 for full); more "
+         "processes make intervals hold between runs.", min=1, max=64)]
+NoGc = Annotated[bool, typer.Option("--no-gc", help="Disable the garbage collector inside timed samples "
+                                                    "(micro-comparisons; default: it runs, as in production).")]
 
 
 def list_cmd(stack: Annotated[str, typer.Option(help="Stack to check availability against.")] = "embedded") -> None:
@@ -43,7 +48,7 @@ def list_cmd(stack: Annotated[str, typer.Option(help="Stack to check availabilit
 
 def run_cmd(
     scenarios: Annotated[list[str], typer.Argument(help="Scenario names, or 'all'.", show_default=False)],
-    profile: Annotated[str, typer.Option("--profile", "-p", help="quick (seconds) or full (nightly).")] = "quick",
+    profile: Annotated[str, typer.Option("--profile", "-p", help="quick (seconds, one process), nightly (5 processes: verdicts that hold between runs) or full (big data).")] = "quick",
     variants: Annotated[Optional[str], typer.Option(help="Comma-separated variants to run (the baseline always runs).")] = None,
     stack: StackOpt = "embedded",
     json_out: Annotated[bool, typer.Option("--json", help="Print the result JSON instead of the table.")] = False,
@@ -54,6 +59,8 @@ def run_cmd(
     no_chart: Annotated[bool, typer.Option("--no-chart", help="Do not write the PNG chart beside the result.")] = False,
     django_settings: Annotated[Optional[str], typer.Option(
         help="Measure your own Django project: its settings module (default: django_settings in labs.toml).")] = None,
+    processes: Processes = None,
+    no_gc: NoGc = False,
 ) -> None:
     """Run scenarios: verify every variant, time them in interleaved rounds, save and show the result."""
     from harness.project.registry import Project
@@ -61,7 +68,7 @@ def run_cmd(
 
     project = Project.resolve(django_settings)
     chosen, opts = plan_run(scenarios, profile=profile, variants=variants, params=param or [], project=project,
-                            seed=seed, results_dir=results_dir, stack=stack)
+                            seed=seed, results_dir=results_dir, stack=stack, processes=processes, gc=not no_gc)
     for problem in registry.registry().problems:
         warn(problem)
     try:

@@ -38,7 +38,11 @@ __all__ = [
     "fmt_time", "fmt_number",
 ]
 
-PROFILES = ("quick", "full")
+PROFILES = ("quick", "nightly", "full")
+"""quick: seconds, one process. nightly: the quick data measured for precision — several fresh
+processes and more rounds, so verdicts hold between runs (a scenario may give it data of its own;
+by default it uses the quick parameters). full: the big data sets."""
+REQUIRED_PROFILES = ("quick", "full")
 
 Unit = Callable[[], Any]
 
@@ -336,7 +340,7 @@ class Scenario:
     """Deprecated: register cleanup with ctx.on_close in setup."""
 
     def __post_init__(self) -> None:
-        missing = [p for p in PROFILES if p not in self.profiles]
+        missing = [p for p in REQUIRED_PROFILES if p not in self.profiles]
         if missing:
             raise ValueError(f"scenario {self.name}: no parameters for profile(s) {missing}")
         if self.teardown is not None:
@@ -350,9 +354,17 @@ class Scenario:
                 raise ValueError(f"scenario {self.name}: metric {m.name!r} declared twice")
             seen.add(m.name)
 
+    def profile_params(self, profile: str) -> Mapping[str, Any]:
+        """The parameters of a profile as declared ('nightly' falls back to 'quick')."""
+        if profile in self.profiles:
+            return self.profiles[profile]
+        if profile == "nightly":
+            return self.profiles["quick"]
+        raise UsageError(f"unknown profile {profile!r} (choose from: {', '.join(PROFILES)})")
+
     def variant_names(self, profile: str = "quick") -> list[str]:
         seen: dict[str, None] = {}
-        for case in self.cases(self.profiles[profile]):
+        for case in self.cases(self.profile_params(profile)):
             for v in case.variants:
                 seen.setdefault(v.name, None)
         return list(seen)
@@ -362,9 +374,7 @@ class Scenario:
         return {**counter_metrics(), **{m.name: m for m in self.metrics}}
 
     def params_for(self, profile: str, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
-        if profile not in self.profiles:
-            raise UsageError(f"unknown profile {profile!r} (choose from: {', '.join(PROFILES)})")
-        params = dict(self.profiles[profile])
+        params = dict(self.profile_params(profile))
         for key, value in (overrides or {}).items():
             if key not in params:
                 raise UsageError(f"scenario {self.name} has no parameter {key!r} "

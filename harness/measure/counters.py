@@ -46,6 +46,67 @@ def count_queries(counters: Counter, keep_sql: bool = False, using: str = "defau
         yield counter
 
 
+@contextlib.contextmanager
+def count_gc(counters: Counter) -> Iterator[None]:
+    """Garbage collections (any generation) while the block runs -> counters["gc_collections"].
+    Starts from a full collection, so the count depends on what the block allocates, not on what
+    ran before it."""
+    import gc
+
+    def callback(phase: str, info: dict) -> None:
+        if phase == "start":
+            counters["gc_collections"] += 1
+
+    gc.collect()
+    counters["gc_collections"] += 0  # present, even when nothing was collected: 0 is a result
+    gc.callbacks.append(callback)
+    try:
+        yield
+    finally:
+        gc.callbacks.remove(callback)
+
+
+PG_STATS_SQL = """SELECT coalesce(sum(shared_blks_hit + shared_blks_read + local_blks_hit + local_blks_read), 0),
+       coalesce(sum(wal_records), 0), coalesce(sum(wal_bytes), 0), (SELECT dealloc FROM pg_stat_statements_info)
+FROM pg_stat_statements WHERE dbid = %s"""
+
+
+def _pg_totals(using: str = "default") -> tuple[float, float, float, float] | None:
+    """Totals of this database's statements. The database's oid is looked up first, on its own, so
+    the snapshot statement itself touches no buffer (it would count in the next snapshot)."""
+    from django.db import DatabaseError, connections
+
+    conn = connections[using]
+    try:
+        with conn.cursor() as cur:
+            dbid = getattr(conn, "_labs_dbid", None)
+            if dbid is None:  # once per connection: only the totals query runs between two snapshots
+                cur.execute("SELECT oid FROM pg_database WHERE datname = current_database()")
+                dbid = conn._labs_dbid = cur.fetchone()[0]
+            cur.execute(PG_STATS_SQL, [dbid])
+            return tuple(float(x) for x in cur.fetchone())
+    except DatabaseError:
+        return None  # pg_stat_statements not loaded or not created here: nothing to count
+
+
+@contextlib.contextmanager
+def count_postgres(counters: Counter, using: str = "default") -> Iterator[None]:
+    """What PostgreSQL did for the block, from pg_stat_statements (every backend of this database,
+    so work done by servers and threads the variant drives counts too): buffers touched (shared +
+    local, hit or read) -> `pg_buffers`, WAL records written -> `pg_wal_records`, WAL bytes ->
+    `pg_wal_bytes`. Nothing is recorded if the extension is missing or evicted entries in between
+    (pg_stat_statements.max) would make the difference wrong."""
+    before = _pg_totals(using)
+    try:
+        yield
+    finally:
+        after = _pg_totals(using) if before is not None else None
+        if before is not None and after is not None and after[3] == before[3]:
+            counters["pg_buffers"] += after[0] - before[0]
+            counters["pg_wal_records"] += after[1] - before[1]
+            counters["pg_wal_bytes"] += after[2] - before[2]
+
+
 def normalize_sql(sql: str) -> str:
     """SQL with literals and whitespace folded, for stable comparison and display."""
     sql = re.sub(r"'(?:[^']|'')*'", "'?'", sql)

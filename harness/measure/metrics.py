@@ -62,6 +62,15 @@ def undeclared(name: str, counter: bool) -> Metric:
     return Metric(name, kind="exact" if counter else "info", better="lower" if counter else None)
 
 
+GC_TOLERANCE = 0.5
+BUFFER_TOLERANCE = 0.2
+WAL_TOLERANCE = 0.1
+"""Relative changes of these counters that are not verdicts, from A/A runs on unchanged code
+(benchmarks/calibrate.py measures them): a collection's timing, autovacuum, HOT pruning and hint
+bits move them a little between runs; a real change of work (one more query, a seq scan
+instead of an index) moves them far more."""
+
+
 def counter_metrics() -> dict[str, Metric]:
     """The engine's own counters (harness.measure.counters) and what they mean."""
     ms = (
@@ -74,6 +83,14 @@ def counter_metrics() -> dict[str, Metric]:
         Metric("cache_deletes", "dels", kind="exact", show=True),
         Metric("cache_adds", "adds", kind="exact"),
         Metric("cache_add_conflicts", "add conflicts", kind="exact"),
+        Metric("gc_collections", "GC", kind="exact", tolerance=GC_TOLERANCE,
+               description="garbage collections (any generation) per unit, counted from a full collection"),
+        Metric("pg_buffers", "buffers", kind="exact", tolerance=BUFFER_TOLERANCE,
+               description="PostgreSQL buffers touched per unit (hit or read, pg_stat_statements)"),
+        Metric("pg_wal_records", "WAL records", kind="exact", tolerance=WAL_TOLERANCE,
+               description="WAL records written per unit (pg_stat_statements)"),
+        Metric("pg_wal_bytes", "WAL bytes", "B", description="WAL bytes per unit: full-page images after a "
+                                                            "checkpoint make it vary, so it is information only"),
     )
     return {m.name: m for m in ms}
 

@@ -1,22 +1,24 @@
-"""Execute a scenario: seed, verify each variant (untimed counters pass + checks), then time
-the variants in interleaved rounds and summarise them as paired ratios to the baseline.
+"""Execute a scenario in this process: seed, verify each variant (untimed counters pass + checks),
+then time the variants in interleaved rounds and summarise them as paired ratios to the baseline.
 
 Per case:
   1. counters pass  — each variant's unit built with `ctx.counting=True`, run `case.units` times
-                      under `execute_wrapper`: queries, rows, cache ops, results, SQL (+EXPLAIN);
+                      under `execute_wrapper`: queries, rows, cache ops, GC collections, what
+                      PostgreSQL did (buffers, WAL records), results, SQL (+EXPLAIN);
   2. warm-up        — each timed unit run for `warmup_s`;
-  3. calibration    — loops per sample so one sample lasts about `sample_s`;
-  4. rounds         — A B C, B C A, C A B, … until `min_rounds` and the case's time budget are met
+  3. calibration    — loops per sample so one sample lasts about `sample_s` (or the loops another
+                      process calibrated, passed in: every process then times the same thing);
+  4. rounds         — in a Williams order until `min_rounds` and the case's time budget are met
                       (or `max_rounds`); every round yields one sample per variant, so
                       variant/baseline within a round is a paired ratio that drift cannot bias;
   5. checks         — evaluated on the counters passes (and, for self-timed cases, on what the
                       measured samples recorded): a fast wrong answer is not a result.
-The runner prints nothing; it reports progress through a callback and returns a `Result`.
+A run spread over worker processes calls this once per process (harness.measure.workers); only
+process 0 does steps 1 and 5. The runner prints nothing; it reports progress through a callback.
 """
 from __future__ import annotations
 
 import datetime as dt
-import gc
 import secrets
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -28,38 +30,21 @@ from harness import interrupts
 from harness.errors import LabsError, StackError, UsageError, unknown
 from harness.measure import counters as counting
 from harness.measure import stats
-from harness.measure.contract import (
-    Case,
-    Context,
-    FixedLoops,
-    Scenario,
-    SelfTimed,
-    Unit,
-    Variant,
-    VariantRun,
-)
+from harness.measure.contract import Case, Context, FixedLoops, Scenario, SelfTimed, Unit, Variant, VariantRun
+from harness.measure.rounds import (Budget, calibrate, calibrate_all, measure_rounds,  # noqa: F401
+                                    measure_self_timed, warm_up)
+from harness.measure.summary import merge_processes, with_ratios  # noqa: F401
 from harness.project.djangoenv import seed_lock
 from harness.results.model import CaseResult, Result, VariantResult
 from harness.stack import INSTALL_HINTS, StackInfo
 
-
-@dataclass(frozen=True)
-class Budget:
-    """How long to measure. Rounds continue until both minimums are met."""
-
-    min_rounds: int
-    max_rounds: int
-    case_s: float
-    """Time budget for the timed rounds of one case."""
-    sample_s: float
-    """Target duration of one sample (a calibrated loop of units)."""
-    warmup_s: float
-
-
 BUDGETS = {
-    "quick": Budget(min_rounds=15, max_rounds=400, case_s=1.2, sample_s=0.004, warmup_s=0.05),
-    "full": Budget(min_rounds=40, max_rounds=5000, case_s=8.0, sample_s=0.02, warmup_s=0.5),
+    "quick": Budget(min_rounds=15, max_rounds=400, case_s=1.2, sample_s=0.004, warmup_s=0.05, processes=1),
+    "nightly": Budget(min_rounds=30, max_rounds=3000, case_s=6.0, sample_s=0.01, warmup_s=0.05, processes=5),
+    "full": Budget(min_rounds=40, max_rounds=5000, case_s=8.0, sample_s=0.02, warmup_s=0.2, processes=5),
 }
+"""Per profile: rounds and time for the whole run (shared by its processes), and how many fresh
+processes it is spread over."""
 
 
 @dataclass(frozen=True)
@@ -77,6 +62,11 @@ class RunOptions:
     """Overrides the profile's budget (tests use tiny budgets)."""
     django_settings: str | None = None
     """A user's Django settings module to measure instead of the lab's own project."""
+    processes: int | None = None
+    """Worker processes to spread the rounds over (None: the scenario's or the profile's choice;
+    0: measure in this process)."""
+    gc: bool = True
+    """The garbage collector runs during timed samples, as in production (False: --no-gc)."""
 
 
 @dataclass(frozen=True)
@@ -88,6 +78,8 @@ class ProgressEvent:
     cases: int = 0
     fraction: float = 0.0
     """Progress of the current case's timed rounds, 0..1."""
+    process: int = 0
+    processes: int = 1
 
 
 ProgressFn = Callable[[ProgressEvent], None]
@@ -122,28 +114,31 @@ def run_scenario(
     clock: Callable[[], float] = time.perf_counter,
     env: Mapping[str, Any] | None = None,
     on_partial: Callable[[Result], None] | None = None,
+    run_id: str | None = None,
+    process: int = 0,
+    loops: Mapping[str, Mapping[str, int]] | None = None,
+    on_case: Callable[[CaseResult], None] | None = None,
+    summarize: bool = True,
 ) -> Result:
-    """Run one scenario on an already-configured Django (see harness.project.djangoenv).
+    """Run one scenario in this process, on an already-configured Django (harness.project.djangoenv).
 
     On interruption or a dead service, `on_partial` receives the result so far (marked
-    incomplete) before the exception propagates.
+    incomplete) before the exception propagates. As one worker of a multi-process run: `process`
+    is its number (only process 0 runs the counters pass and the checks), `loops` the loops
+    process 0 calibrated (case -> variant -> loops), `on_case` receives each case as it finishes,
+    and `summarize=False` leaves the lesson to the parent that merges the processes.
     """
     params = scenario.params_for(opts.profile, opts.params)
     chosen = select_variants(scenario, opts.variants, opts.profile)
     budget = opts.budget or BUDGETS[opts.profile]
-    started = dt.datetime.now(dt.timezone.utc)
-    run_id = new_run_id(scenario.name, started)
+    started = time.time()
+    run_id = run_id or new_run_id(scenario.name)
     components = stack.components
     timings: dict[str, float] = {}
     done: list[CaseResult] = []
 
     def partial(reason: str) -> Result:
-        return Result(
-            scenario=scenario.name, run_id=run_id, profile=opts.profile, complete=False,
-            started_at=started.isoformat(), finished_at=_now(), title=scenario.title, reason=reason,
-            env=dict(env or {}), params=params, cases=tuple(done), timings=timings,
-            metrics=declarations(scenario, done),
-        )
+        return finish_result(scenario, opts, run_id, started, done, env, timings, False, reason, summarize=False)
 
     # setup's context lives as long as the run: what it registers with on_close (servers,
     # pools) is closed however the run ends
@@ -168,8 +163,12 @@ def run_scenario(
             interrupts.check()
             assert_stack_alive(stack)
             case = case.without(chosen) if chosen is not None else case
-            done.append(_run_case(scenario.name, case, index, len(cases), opts, components, budget,
-                                  progress, clock, Path(opts.results_dir) / run_id, shared))
+            role = Role(process, (loops or {}).get(case.name), _order_seed(opts.seed, index, process))
+            result = _run_case(scenario.name, case, index, len(cases), opts, components, budget,
+                               progress, clock, Path(opts.results_dir) / run_id, shared, role)
+            done.append(result)
+            if on_case is not None:
+                on_case(result)
         timings["measure_s"] = time.perf_counter() - t0
         assert_stack_alive(stack)
     except KeyboardInterrupt:
@@ -194,15 +193,53 @@ def run_scenario(
         raise StackError(dead, hint="check the service's log; `labs stack status` shows a warm stack") from exc
 
     _close_run(scenario, run_ctx)
-    result = Result(
-        scenario=scenario.name, run_id=run_id, profile=opts.profile, complete=True,
-        started_at=started.isoformat(), finished_at=_now(), title=scenario.title,
-        env=dict(env or {}), params=params, cases=tuple(done), timings=timings,
-        metrics=declarations(scenario, done),
-    )
-    if scenario.summarize is not None:
-        result = replace(result, lesson=tuple(scenario.summarize(result)))
+    result = finish_result(scenario, opts, run_id, started, done, env, timings, True, summarize=summarize)
     progress(ProgressEvent(scenario.name, "done"))
+    return result
+
+
+@dataclass(frozen=True)
+class Role:
+    """What this process does in a run spread over several."""
+
+    process: int = 0
+    loops: Mapping[str, int] | None = None
+    """Loops per variant calibrated by process 0 (None: calibrate here)."""
+    order_seed: int = 0
+
+    @property
+    def counts(self) -> bool:
+        return self.process == 0
+
+
+def _order_seed(seed: int, case_index: int, process: int) -> int:
+    return seed * 1_000_003 + case_index * 1009 + process
+
+
+def finish_result(scenario: Scenario, opts: RunOptions, run_id: str, started: float,
+                  cases: Sequence[CaseResult], env: Mapping[str, Any] | None, timings: Mapping[str, float],
+                  complete: bool, reason: str | None = None, *, processes: int = 1, summarize: bool = True,
+                  params: Mapping[str, Any] | None = None, metrics: Mapping[str, dict] | None = None) -> Result:
+    """The result of a run from its cases: derived metrics recomputed from the (merged) ratios,
+    declarations of every metric, and the lesson written from this run's numbers."""
+    params = dict(params) if params is not None else scenario.params_for(opts.profile, opts.params)
+    derive = {c.name: c.derive for c in scenario.cases(params) if c.derive is not None}
+    out = []
+    for case in cases:
+        if case.name in derive:
+            extra = derive[case.name](case)
+            case = replace(case, variants={name: replace(v, metrics={**v.metrics, **extra.get(name, {})})
+                                           for name, v in case.variants.items()})
+        out.append(case)
+    result = Result(
+        scenario=scenario.name, run_id=run_id, profile=opts.profile, complete=complete,
+        started_at=dt.datetime.fromtimestamp(started, dt.timezone.utc).isoformat(), finished_at=_now(),
+        title=scenario.title, reason=reason, env=dict(env or {}), params=params, cases=tuple(out),
+        timings=dict(timings), processes=processes, gc=opts.gc,
+        metrics={**declarations(scenario, out), **(metrics or {})},
+    )
+    if complete and summarize and scenario.summarize is not None:
+        result = replace(result, lesson=tuple(scenario.summarize(result)))
     return result
 
 
@@ -275,10 +312,10 @@ def _dead_service(exc: BaseException) -> str | None:
 def _run_case(
     scenario: str, case: Case, index: int, total: int, opts: RunOptions, components: frozenset[str],
     budget: Budget, progress: ProgressFn, clock: Callable[[], float], artifacts: Path | None = None,
-    shared: Any = None,
+    shared: Any = None, role: Role = Role(),
 ) -> CaseResult:
     t_case = time.perf_counter()
-    progress(ProgressEvent(scenario, "verify", case.name, index, total))
+    progress(ProgressEvent(scenario, "verify", case.name, index, total, process=role.process))
     runnable: list[Variant] = []
     skipped: dict[str, str] = {}
     for v in case.variants:
@@ -289,14 +326,15 @@ def _run_case(
         else:
             runnable.append(v)
 
-    # 1. counters pass (untimed, instrumented)
+    # 1. counters pass (untimed, instrumented) — process 0 only: counters do not vary
     runs: dict[str, VariantRun] = {}
     explains: dict[str, tuple[dict, ...]] = {}
-    for v in runnable:
-        runs[v.name], statements = counting_pass(v, case, opts, components, artifacts, keep_sql=v.explain,
-                                                 shared=shared)
-        if v.explain:
-            explains[v.name] = tuple(counting.explain(sql, params) for sql, params in distinct_sql(statements))
+    if role.counts:
+        for v in runnable:
+            runs[v.name], statements = counting_pass(v, case, opts, components, artifacts, keep_sql=v.explain,
+                                                     shared=shared)
+            if v.explain:
+                explains[v.name] = tuple(counting.explain(sql, params) for sql, params in distinct_sql(statements))
 
     # 2–4. timed, interleaved rounds
     timing = case.timing
@@ -308,26 +346,31 @@ def _run_case(
                           shared=shared)
             contexts[v.name] = ctx
             timed[v.name] = v.make(ctx)
-        progress(ProgressEvent(scenario, "measure", case.name, index, total, 0.0))
+        progress(ProgressEvent(scenario, "measure", case.name, index, total, 0.0, process=role.process))
         if isinstance(timing, SelfTimed):
             loops = {name: 1 for name in timed}
         elif isinstance(timing, FixedLoops):
             loops = {name: timing.loops for name in timed}
         else:
             for unit in timed.values():
-                _warm_up(unit, budget.warmup_s, clock)
-            loops = _calibrate_all(timed, budget, clock)
+                warm_up(unit, budget.warmup_s, clock)
+            given = role.loops or {}
+            loops = ({name: int(given[name]) for name in timed} if all(name in given for name in timed)
+                     else calibrate_all(timed, budget, clock))
         # An op-stream case ends on whole laps of the stream, so every chunk of ops counts equally.
         lap = max(1, case.units // timing.loops) if isinstance(timing, FixedLoops) else 1
-        case_budget = budget if timing.rounds is None else replace(budget, min_rounds=timing.rounds,
-                                                                   max_rounds=timing.rounds)
-        on_round = lambda frac: progress(ProgressEvent(scenario, "measure", case.name, index, total, frac))  # noqa: E731
+        case_budget = budget
+        if timing.rounds is not None:  # a case's fixed rounds are the run's: split over its processes
+            share = max(2, -(-timing.rounds // max(1, opts_processes(opts))))
+            case_budget = replace(budget, min_rounds=share, max_rounds=share)
+        on_round = lambda frac: progress(ProgressEvent(scenario, "measure", case.name, index, total, frac,  # noqa: E731
+                                                       process=role.process))
         hooks = {name: (ctx.before_sample, ctx.after_sample) for name, ctx in contexts.items() if ctx._samples}
         if isinstance(timing, SelfTimed):
-            samples = measure_self_timed(timed, case_budget, clock, on_round, hooks=hooks)
+            samples = measure_self_timed(timed, case_budget, clock, on_round, hooks=hooks, order_seed=role.order_seed)
         else:
             samples = measure_rounds(timed, loops, case_budget, clock, on_round=on_round, round_multiple=lap,
-                                     hooks=hooks)
+                                     hooks=hooks, order_seed=role.order_seed, gc=opts.gc)
     finally:
         for ctx in contexts.values():
             ctx.close()
@@ -335,9 +378,8 @@ def _run_case(
     # 5. checks — after timing, so self-timed cases can check what the measured samples saw
     if isinstance(timing, SelfTimed):
         runs = {name: replace(run, metrics={**run.metrics, **contexts[name].metrics}) for name, run in runs.items()}
-    outcomes = tuple(check.evaluate(runs) for check in case.checks)
+    outcomes = tuple(check.evaluate(runs) for check in case.checks) if role.counts else ()
 
-    base = samples.get(case.baseline)
     variants: dict[str, VariantResult] = {}
     for v in case.variants:
         if v.name in skipped:
@@ -345,42 +387,39 @@ def _run_case(
                                              series=v.series, x=v.x)
             continue
         s = samples[v.name]
-        ratio, ci = (None, None)
-        if base:
-            summarize = stats.ratio_of_totals if timing.statistic == "ratio_of_totals" else stats.ratio_to_baseline
-            ratio, ci = summarize(s, base)
-        run = runs[v.name]
-        metrics = dict(run.metrics)
+        run = runs.get(v.name)
+        metrics = dict(run.metrics) if run else {}
         if isinstance(timing, SelfTimed):
             metrics.update(contexts[v.name].metrics)  # what the measured samples saw
         variants[v.name] = VariantResult(
-            name=v.name, samples_s=tuple(s), loops=loops[v.name], median_s=stats.median(s),
-            iqr_s=stats.iqr(s), ratio=ratio, ratio_ci95=ci,
-            counters={k: run.per_unit(k) for k in sorted(run.counters)},
-            metrics=metrics, explain=explains.get(v.name, ()), description=v.description,
-            series=v.series, x=v.x,
+            name=v.name, samples_s=tuple(s), loops=loops[v.name], median_s=stats.median(s), iqr_s=stats.iqr(s),
+            counters={k: run.per_unit(k) for k in sorted(run.counters)} if run else {},
+            metrics=metrics, explain=explains.get(v.name, ()), description=v.description, series=v.series, x=v.x,
         )
-    rounds = len(base) if base else 0
-    result = CaseResult(case.name, dict(case.params), case.baseline, variants, outcomes, rounds,
+    base = samples.get(case.baseline)
+    result = CaseResult(case.name, dict(case.params), case.baseline, variants, outcomes, len(base) if base else 0,
                         time.perf_counter() - t_case, case.title, tuple(case.columns), case.time_label,
                         timing={"mode": timing.mode, "statistic": timing.statistic},
-                        charts=tuple(c.to_dict() for c in case.charts))
-    if case.derive is not None:
-        extra = case.derive(result)
-        result = replace(result, variants={
-            name: replace(v, metrics={**v.metrics, **extra.get(name, {})}) for name, v in variants.items()})
-    return result
+                        charts=tuple(c.to_dict() for c in case.charts),
+                        order={"design": "williams", "seed": role.order_seed})
+    return with_ratios(result)
+
+
+def opts_processes(opts: RunOptions) -> int:
+    return opts.processes if opts.processes else 1
 
 
 def counting_pass(v: Variant, case: Case, opts: RunOptions, components: frozenset[str],
                   artifacts: Path | None = None, keep_sql: bool = False,
                   shared: Any = None) -> tuple[VariantRun, list]:
-    """One variant's untimed, instrumented pass: counters, results, metrics and (optionally) SQL."""
+    """One variant's untimed, instrumented pass: counters (queries, rows, GC collections, what
+    PostgreSQL did), results, metrics and (optionally) SQL."""
     ctx = Context(case.params, opts.seed, opts.profile, components, counting=True, artifacts=artifacts,
                   shared=shared)
     try:
         unit = v.make(ctx)
-        with counting.count_queries(ctx.counters, keep_sql=keep_sql) as qc:
+        with counting.count_gc(ctx.counters), counting.count_postgres(ctx.counters), \
+                counting.count_queries(ctx.counters, keep_sql=keep_sql) as qc:
             results = [unit() for _ in range(case.units)]
     finally:
         ctx.close()
@@ -397,131 +436,3 @@ def distinct_sql(statements: Sequence[tuple[str, Any]]) -> list[tuple[str, Any]]
             seen.add(key)
             out.append((sql, params))
     return out
-
-
-def _warm_up(unit: Unit, seconds: float, clock: Callable[[], float]) -> None:
-    end = clock() + seconds
-    unit()
-    while clock() < end:
-        unit()
-
-
-def _calibrate_all(units: Mapping[str, Unit], budget: Budget, clock: Callable[[], float]) -> dict[str, int]:
-    """Loops per variant so that samples in a round last about as long as each other.
-
-    A paired ratio of a 135 ms sample to a 2 ms one compares a long stretch of machine noise
-    with a short one; so the target is raised towards the slowest unit's time (up to 5× the
-    profile's `sample_s`), which makes the short samples long enough to average out.
-    """
-    per_unit = {name: _unit_time(unit, clock) for name, unit in units.items()}
-    target = min(max(budget.sample_s, max(per_unit.values(), default=0.0)), budget.sample_s * 5)
-    return {name: calibrate(unit, target, clock) for name, unit in units.items()}
-
-
-def _unit_time(unit: Unit, clock: Callable[[], float]) -> float:
-    t0 = clock()
-    unit()
-    return clock() - t0
-
-
-def measure_self_timed(units: Mapping[str, Unit], budget: Budget, clock: Callable[[], float],
-                       on_round: Callable[[float], None] = lambda _f: None,
-                       hooks: Mapping[str, tuple[Callable[[], Any], Callable[[], Any]]] | None = None,
-                       ) -> dict[str, list[float]]:
-    """Interleaved, rotated rounds of units that return their own sample (seconds)."""
-    names = list(units)
-    samples: dict[str, list[float]] = {n: [] for n in names}
-    start = clock()
-    rounds = 0
-    while names:
-        shift = rounds % len(names)
-        for name in names[shift:] + names[:shift]:
-            interrupts.check()
-            before, after = (hooks or {}).get(name, (None, None))
-            if before:
-                before()
-            try:
-                samples[name].append(float(units[name]()))
-            finally:
-                if after:
-                    after()
-        rounds += 1
-        elapsed = clock() - start
-        if rounds >= budget.max_rounds or (rounds >= budget.min_rounds and elapsed >= budget.case_s):
-            break
-        on_round(min(1.0, rounds / max(budget.min_rounds, 1)))
-    on_round(1.0)
-    return samples
-
-
-def calibrate(unit: Unit, sample_s: float, clock: Callable[[], float], max_loops: int = 1_000_000) -> int:
-    """Loops per sample so that one sample lasts about `sample_s` (at least 1)."""
-    loops = 1
-    while True:
-        t0 = clock()
-        for _ in range(loops):
-            unit()
-        elapsed = clock() - t0
-        if elapsed >= sample_s / 4 or loops >= max_loops:
-            break
-        loops *= 4 if elapsed < sample_s / 40 else 2
-    per_unit = elapsed / loops if elapsed > 0 else sample_s
-    return max(1, min(max_loops, round(sample_s / per_unit))) if per_unit > 0 else loops
-
-
-def measure_rounds(
-    units: Mapping[str, Unit],
-    loops: Mapping[str, int],
-    budget: Budget,
-    clock: Callable[[], float],
-    on_round: Callable[[float], None] = lambda _f: None,
-    round_multiple: int = 1,
-    hooks: Mapping[str, tuple[Callable[[], Any], Callable[[], Any]]] | None = None,
-) -> dict[str, list[float]]:
-    """Interleaved rounds, rotating the order each round; returns seconds per unit per round.
-
-    Stops after `min_rounds` once the time budget is spent (or at `max_rounds`), and only on a
-    multiple of `round_multiple` rounds (whole laps of an op stream)."""
-    names = list(units)
-    samples: dict[str, list[float]] = {n: [] for n in names}
-    if not names:
-        return samples
-    start = clock()
-    gc_was_enabled = gc.isenabled()
-    rounds = 0
-    try:
-        while True:
-            shift = rounds % len(names)
-            order = names[shift:] + names[:shift]
-            for name in order:
-                unit, n = units[name], loops[name]
-                before, after = (hooks or {}).get(name, (None, None))
-                if before:
-                    before()
-                # A collection starting inside one variant's sample would bill it for garbage
-                # others made: collect between samples, never during.
-                gc.collect(0)
-                gc.disable()
-                t0 = clock()
-                for _ in range(n):
-                    unit()
-                t1 = clock()
-                if gc_was_enabled:
-                    gc.enable()
-                if after:
-                    after()
-                samples[name].append((t1 - t0) / n)
-            rounds += 1
-            interrupts.check()
-            elapsed = clock() - start
-            on_lap = rounds % round_multiple == 0
-            if on_lap and (rounds >= budget.max_rounds or (rounds >= budget.min_rounds and elapsed >= budget.case_s)):
-                break
-            # Both the minimum rounds and the time budget must be met: progress is the lagging one.
-            on_round(min(1.0, elapsed / budget.case_s if budget.case_s > 0 else 1.0,
-                         rounds / max(budget.min_rounds, 1)))
-    finally:
-        if gc_was_enabled:
-            gc.enable()
-    on_round(1.0)
-    return samples

@@ -14,8 +14,27 @@ from harness.present.fmt import fmt_metric, fmt_number, fmt_speed, fmt_time, rel
 from harness.results.model import CaseResult, Result, VariantResult
 
 
+def measured_how(case: CaseResult) -> str:
+    """'3 processes × 10 rounds' or '15 interleaved rounds' (what the interval covers)."""
+    if case.processes > 1:
+        return f"{case.processes} processes, {case.rounds} interleaved rounds"
+    return f"{case.rounds} interleaved rounds"
+
+
+def interval_text(v: VariantResult, interval: str) -> str:
+    """The interval, with its real coverage when that is not 95 % (3 rounds: their range, 75 %)."""
+    level = v.ratio_ci_level
+    if interval and level is not None and abs(level - 0.95) > 0.005 and level < 0.95:
+        return f"{interval} ({level:.0%})"
+    return interval
+
+
+def within_run_only(case: CaseResult) -> bool:
+    return case.processes <= 1 and any("within-run" in v.ratio_ci_method for v in case.variants.values())
+
+
 def case_table(case: CaseResult, columns: Iterable[str], result: Result) -> Table:
-    table = Table(title=f"{case.title or case.name}  [dim]({case.rounds} interleaved rounds, "
+    table = Table(title=f"{case.title or case.name}  [dim]({measured_how(case)}, "
                         f"baseline {case.baseline})[/dim]", title_justify="left", expand=False)
     show_time = bool(case.time_label)
     table.add_column("variant", style="bold", no_wrap=True)
@@ -41,13 +60,25 @@ def case_table(case: CaseResult, columns: Iterable[str], result: Result) -> Tabl
         speed, interval = ("baseline", "") if v.name == case.baseline else fmt_speed(v.ratio, v.ratio_ci95)
         style = "green" if "faster" in speed else ("red" if "slower" in speed else "")
         timing = [fmt_time(v.median_s), rel_spread(v.iqr_s, v.median_s)] if show_time else []
-        table.add_row(v.name, *timing, Text(speed, style=style), interval,
+        table.add_row(v.name, *timing, Text(speed, style=style), interval_text(v, interval),
                       *[cell_text(result, case, v, col) for col in columns], mark)
     if skipped:
         table.caption = "\n".join(f"{v.name} skipped: {v.skipped}" for v in skipped)
         table.caption_justify = "left"
         table.caption_style = "yellow"
     return table
+
+
+def interval_note(result: Result) -> str:
+    """What the intervals of this run account for, in one line."""
+    if any(c.processes > 1 for c in result.cases):
+        n = max(c.processes for c in result.cases)
+        return (f"intervals: t over {n} fresh processes — they include the noise a new process brings, "
+                "so they hold between runs better than any one process's rounds")
+    if any(within_run_only(c) for c in result.cases):
+        return ("intervals: one process's rounds only — between runs a row moves more; "
+                "--processes N (the full profile uses 5) gives intervals that hold between runs")
+    return ""
 
 
 def _is_counter(case: CaseResult, col: str) -> bool:
@@ -92,6 +123,9 @@ def terminal(result: Result, console: Console | None = None, lesson_text: str = 
                             title_align="left", border_style="cyan"))
     if lesson_text:
         console.print(Markdown(lesson_text))
+    note = interval_note(result)
+    if note:
+        console.print(f"[dim]{note}[/dim]")
     verdict = "[green]all checks passed[/green]" if result.ok else (
         "[red]incomplete[/red]" if not result.complete else f"[red]{len(failed)} check(s) failed[/red]")
     console.print(f"{verdict} · timings: " + ", ".join(f"{k} {v:.1f}s" for k, v in result.timings.items()))

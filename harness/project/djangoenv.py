@@ -11,7 +11,7 @@ from harness.stack import ENV_VARS, StackInfo
 _configured_for: dict[str, str] | None = None
 
 
-def setup(stack: StackInfo, user_settings: str | None = None) -> None:
+def setup(stack: StackInfo, user_settings: str | None = None, migrate: bool = True) -> None:
     """Export the stack's URLs, start Django and apply migrations (fast when up to date).
 
     `user_settings`: measure a user's project instead of the lab's (see harness.project.user_settings):
@@ -49,7 +49,8 @@ def setup(stack: StackInfo, user_settings: str | None = None) -> None:
     from django.core.management import call_command
 
     django.setup()
-    call_command("migrate", verbosity=0, interactive=False)
+    if migrate:  # a worker process after the first finds the schema migrated already
+        call_command("migrate", verbosity=0, interactive=False)
     _configured_for = key
 
 

@@ -83,10 +83,7 @@ class Project:
     def settings_for(self, scenario_name: str) -> str | None:
         """The settings a scenario runs under: a built-in scenario always runs on the lab's own
         project (its bookstore app), a user's scenario under the project's settings."""
-        if scenario_name in BUILTIN and registry().sources.get(scenario_name, None) is not None \
-                and registry().sources[scenario_name].origin == "built-in":
-            return None
-        return self.django_settings
+        return None if is_builtin(scenario_name) else self.django_settings
 
 
 @dataclass
@@ -214,6 +211,11 @@ def registry() -> Registry:
 
 def names() -> list[str]:
     return list(registry().sources)
+
+
+def is_builtin(name: str) -> bool:
+    source = registry().sources.get(name)
+    return source is not None and source.origin == "built-in"
 
 
 def origin(name: str) -> str:

@@ -1,39 +1,50 @@
 """Compare two sets of results: per scenario, case, variant and metric, a verdict.
 
-Verdicts come from the samples, never from two medians alone, AND a minimum effect size:
-  time   — seconds per unit, new vs base: bootstrap interval of the ratio of medians (samples
-           resampled independently). Absolute times move with the machine's mood, so its default
-           threshold is wide.
-  ratio  — the variant's time relative to its case baseline *within each run* (per-round paired
-           ratios): what the code under test changed, mostly free of machine drift.
-  counters (queries, rows, cache ops...) and exact metrics (stale reads) compare exactly: one
-           extra query is a regression, always. A check that passed and now fails is one too.
-A verdict is `slower`/`faster` only when the 95 % interval excludes 1 and the point estimate
-moves past the threshold; `incomparable` when params or profile differ.
-This module builds a `Comparison` value; renderers at the bottom turn it into text.
+Timings (time per unit, and the ratio to the case baseline within each run) are judged against
+the noise of their own row (harness.results.noise): between processes within runs, and between
+runs over the baseline's runs and a window of stored history. Each row gets a p-value; the
+p-values of all timing rows are corrected together (Holm: the chance of *any* false alarm in the
+comparison stays under alpha), and a verdict `slower`/`faster` needs both a corrected p below
+alpha and a change past the minimum effect. When no window of runs exists yet, the between-run
+part is unknown and the minimum effects are wide (time 25 %, ratio 15 %).
+
+Counters and exact metrics (declared by their scenario) compare exactly, or within a declared
+tolerance: one extra query is a regression, always. A check that fails, or that vanished since the
+base run, is one too; so is an incomplete new run. This module builds a `Comparison` value;
+harness.present.comparison renders it.
 """
 from __future__ import annotations
 
-import json
+import math
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-
-import numpy as np
+from statistics import NormalDist
 
 from harness.errors import UsageError
+from harness.measure import stats
 from harness.results import store
-from harness.results.model import CaseResult, Result
+from harness.results.model import CaseResult, Result, VariantResult
+from harness.results.noise import Estimate, test_change
 
 DEFAULT_THRESHOLDS = {"time": 0.25, "ratio": 0.15}
-REGRESSION_VERDICTS = {"slower", "worse", "failing", "changed"}
+"""Minimum effects when a row's between-run noise is unknown (no window of runs)."""
+NOISE_THRESHOLDS = {"time": 0.05, "ratio": 0.03}
+"""Minimum effects when the gate is sized by measured between-run noise."""
+ALPHA = 0.05
+"""Family-wise false-alarm rate over all timing rows of one comparison."""
+HISTORY_WINDOW = 10
+REGRESSION_VERDICTS = {"slower", "worse", "failing", "changed", "vanished", "incomplete"}
 MACHINE_KEYS = ("cpus", "cpu_model")
 """Environment facts that make two runs' timings incomparable when they differ."""
+TIMING = ("time", "ratio")
 
 
 @dataclass(frozen=True)
 class Threshold:
+    """A minimum effect: a timing change smaller than this is never a verdict, however certain."""
+
     metric: str
     fraction: float
 
@@ -50,8 +61,7 @@ class Threshold:
         return cls(m.group(1), value)
 
     def fails(self, change: float, ci: tuple[float, float]) -> bool:
-        """True when `change` (new/base) is a real slowdown: the interval excludes 1 and the
-        point estimate is past the threshold."""
+        """A slowdown past this minimum effect whose interval excludes 1."""
         return ci[0] > 1.0 and change > 1.0 + self.fraction
 
     def improves(self, change: float, ci: tuple[float, float]) -> bool:
@@ -71,6 +81,10 @@ class Row:
     ci95: tuple[float, float] | None = None
     verdict: str = "unchanged"
     detail: str = ""
+    p: float | None = None
+    """Timing rows: p-value after the correction for many comparisons."""
+    noise: float | None = None
+    """Timing rows: how much one run of this row moves on its own (relative)."""
 
     @property
     def regressed(self) -> bool:
@@ -84,6 +98,7 @@ class Comparison:
     rows: tuple[Row, ...]
     thresholds: dict[str, float] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
+    alpha: float = ALPHA
 
     @property
     def regressions(self) -> list[Row]:
@@ -94,12 +109,11 @@ class Comparison:
         return [r for r in self.rows if r.verdict in {"faster", "better"}]
 
 
-# -- loading the two sides ----------------------------------------------------------------------
+# -- loading the two sides and the history ------------------------------------------------------
 def load_side(ref: str, results_dir: Path, relative_to: list[Result] | None = None) -> tuple[str, list[Result]]:
     """A run id/file/`latest`/`previous`, a baseline name, or a directory -> (label, results).
 
-    `previous` means the run before the other side's run of the same scenario.
-    """
+    `previous` means the run before the other side's run of the same scenario."""
     baseline_dir = results_dir / "baselines" / ref
     if baseline_dir.is_dir():
         results = [store.load(p) for p in store.list_runs(baseline_dir)]
@@ -133,58 +147,89 @@ def _newest_per_scenario(results: Iterable[Result]) -> list[Result]:
     return [newest[k] for k in sorted(newest)]
 
 
-# -- statistics of a comparison (pure) ------------------------------------------------------------
-def ratio_of_medians_ci(base: Sequence[float], new: Sequence[float], seed: int = 0,
-                        n_resamples: int = 2000) -> tuple[float, tuple[float, float]]:
-    """median(new)/median(base) and a bootstrap 95 % interval (independent resampling)."""
-    b, n = np.asarray(base, dtype=float), np.asarray(new, dtype=float)
-    if b.size == 0 or n.size == 0:
-        raise ValueError("no samples to compare")
-    point = float(np.median(n) / np.median(b))
-    rng = np.random.default_rng(seed)
-    bs = np.median(b[rng.integers(0, b.size, (n_resamples, b.size))], axis=1)
-    ns = np.median(n[rng.integers(0, n.size, (n_resamples, n.size))], axis=1)
-    lo, hi = np.quantile(ns / bs, [0.025, 0.975])
-    return point, (float(lo), float(hi))
+def load_history(results_dir: Path, new: Sequence[Result], window: int = HISTORY_WINDOW) -> list[Result]:
+    """Stored complete runs of the new runs' scenarios (same profile, same machine), before them:
+    the last `window` of each. They tell how much each row moves from run to run."""
+    wanted = {(r.scenario, r.profile, tuple(r.env.get(k) for k in MACHINE_KEYS)): r.run_id for r in new}
+    skip = {r.run_id for r in new}
+    found: dict[tuple, list[Result]] = {}
+    for path in store.list_runs(results_dir):
+        try:
+            r = store.load(path)
+        except UsageError:
+            continue  # a broken file is not history
+        key = (r.scenario, r.profile, tuple(r.env.get(k) for k in MACHINE_KEYS))
+        if key in wanted and r.complete and r.run_id not in skip and r.run_id < wanted[key]:
+            found.setdefault(key, []).append(r)
+    return [r for runs in found.values() for r in sorted(runs, key=lambda x: x.run_id)[-window:]]
 
 
-def _verdict(change: float, ci: tuple[float, float], threshold: Threshold) -> str:
-    if threshold.fails(change, ci):
-        return "slower"
-    if threshold.improves(change, ci):
-        return "faster"
-    return "unchanged"
+# -- estimates of a timing row -------------------------------------------------------------------------
+def estimate(run: Result, case: CaseResult, variant: str, metric: str) -> Estimate | None:
+    """One run's estimates of a row, per process (its `statistic` for ratios, medians for times)."""
+    v = case.variants.get(variant)
+    if v is None or v.skipped:
+        return None
+    if metric == "time":
+        values = v.process_medians_s or ((v.median_s,) if v.median_s else ())
+    else:
+        values = v.process_ratios or ((v.ratio,) if v.ratio else ())
+    values = tuple(x for x in values if x and x > 0)
+    if not values:
+        return None
+    return Estimate(run.run_id, values, _within_se(case, v, metric) if len(values) == 1 else None)
 
 
-def _round_ratios(case: CaseResult, variant: str) -> list[float]:
-    base = case.variants[case.baseline].samples_s
-    mine = case.variants[variant].samples_s
-    return [m / b for m, b in zip(mine, base) if b > 0]
+def _within_se(case: CaseResult, v: VariantResult, metric: str) -> float | None:
+    """A single process's standard error of its log estimate, from its rounds: the interval of
+    the case's statistic (order statistics of the median, or the paired bootstrap of a ratio of
+    totals), turned into a standard error."""
+    from harness.measure.summary import ratio_interval
+
+    base = case.variants.get(case.baseline)
+    if len(v.samples_s) < 3:
+        return None
+    if metric == "ratio":
+        if base is None or len(base.samples_s) != len(v.samples_s):
+            return None
+        iv = ratio_interval(v.samples_s, base.samples_s, case.timing.get("statistic", "median_ratio"))
+    else:
+        iv = stats.median_interval(v.samples_s)
+    if iv.lo <= 0 or not iv.level:
+        return None
+    z = NormalDist().inv_cdf(0.5 + iv.level / 2)
+    return (math.log(iv.hi) - math.log(iv.lo)) / (2 * z) if z > 0 else None
 
 
 # -- the comparison --------------------------------------------------------------------------------
 def compare(base_label: str, base: list[Result], new_label: str, new: list[Result],
-            thresholds: Sequence[Threshold] = ()) -> Comparison:
-    limits = dict(DEFAULT_THRESHOLDS)
-    for t in thresholds:
-        limits[t.metric] = t.fraction
+            thresholds: Sequence[Threshold] = (), history: Sequence[Result] = (), alpha: float = ALPHA) -> Comparison:
+    """Every row of the new runs against the base runs; `history` sizes each timing row's gate."""
+    user = {t.metric: t.fraction for t in thresholds}
     rows: list[Row] = []
     notes: list[str] = []
     base_runs: dict[str, list[Result]] = {}
     for r in sorted(base, key=lambda r: r.run_id):
         base_runs.setdefault(r.scenario, []).append(r)
+    hist: dict[str, list[Result]] = {}
+    for r in history:
+        hist.setdefault(r.scenario, []).append(r)
+    pending: list[tuple[int, object]] = []  # (row index, noise test) of timing rows
     for result in new:
-        runs = base_runs.get(result.scenario, [])
-        old = runs[-1] if runs else None
-        floors = noise_floors(runs)
-        if len(runs) > 1:
-            notes.append(f"{result.scenario}: {len(runs)} base runs — thresholds widened to twice the "
-                         "spread seen between them where that is larger")
-        if old is None:
+        runs = [r for r in base_runs.get(result.scenario, [])]
+        if not result.complete:
+            rows.append(Row(result.scenario, "*", "*", "run", None, None, verdict="incomplete",
+                            detail=f"the new run is incomplete: {result.reason or 'unknown reason'}; what it did "
+                                   "not measure cannot pass"))
+        if not runs:
             notes.append(f"{result.scenario}: no base result to compare with")
             continue
-        if not old.complete or not result.complete:
-            notes.append(f"{result.scenario}: an incomplete run is compared only on what it measured")
+        incomplete = [r.run_id for r in runs if not r.complete]
+        if incomplete:
+            notes.append(f"{result.scenario}: warning: base run(s) {', '.join(incomplete)} are incomplete; "
+                         "compared only on what they measured")
+        complete_runs = [r for r in runs if r.complete] or runs
+        old = complete_runs[-1]
         if old.profile != result.profile:
             rows.append(Row(result.scenario, "*", "*", "profile", None, None, verdict="incomparable",
                             detail=f"profile {old.profile} vs {result.profile}"))
@@ -196,9 +241,11 @@ def compare(base_label: str, base: list[Result], new_label: str, new: list[Resul
         for k in ("python", "django"):
             if old.env.get(k) != result.env.get(k):
                 notes.append(f"{result.scenario}: {k} differs ({old.env.get(k)} vs {result.env.get(k)})")
-        old_cases = {c.name: c for c in old.cases}
+        if len(complete_runs) > 1:
+            notes.append(f"{result.scenario}: {len(complete_runs)} base runs: their spread is part of each row's noise")
+        rows += _vanished(result.scenario, old, result)
         for case in result.cases:
-            prev = old_cases.get(case.name)
+            prev = next((c for c in old.cases if c.name == case.name), None)
             if prev is None:
                 rows.append(Row(result.scenario, case.name, "*", "case", None, None, verdict="new"))
                 continue
@@ -206,63 +253,128 @@ def compare(base_label: str, base: list[Result], new_label: str, new: list[Resul
                 rows.append(Row(result.scenario, case.name, "*", "params", None, None, verdict="incomparable",
                                 detail=f"params {prev.params} vs {case.params}"))
                 continue
-            rows += _compare_case(result.scenario, prev, case, limits, floors, timings=not machine,
-                                  declared=(old, result))
-    return Comparison(base_label, new_label, tuple(rows), limits, tuple(notes))
+            if not machine:
+                for variant in case.variants:
+                    for metric in TIMING:
+                        row, test = _timing_row(result, case, variant, metric, complete_runs,
+                                                hist.get(result.scenario, []))
+                        if row is not None:
+                            rows.append(row)
+                            if test is not None:
+                                pending.append((len(rows) - 1, test))
+            else:
+                rows += [Row(result.scenario, case.name, v, "time", None, None, verdict="incomparable",
+                             detail="another machine") for v, x in case.variants.items() if not x.skipped]
+            rows += _exact_rows(result.scenario, prev, case, (old, result))
+    rows = _judge(rows, pending, user, alpha)
+    limits = {m: user.get(m, NOISE_THRESHOLDS[m]) for m in TIMING}
+    if any(not t.between_runs for _i, t in pending):
+        limits = {m: user.get(m, DEFAULT_THRESHOLDS[m]) for m in TIMING} | {
+            f"{m} (noise known)": user.get(m, NOISE_THRESHOLDS[m]) for m in TIMING}
+        notes.append("rows without a window of runs (fewer than 2 stored runs of this machine, profile and "
+                     "parameters) are judged on within-run noise with wide minimum effects; keep history "
+                     "(results/) or save a baseline of several runs (labs baseline save NAME --runs 3)")
+    return Comparison(base_label, new_label, tuple(rows), limits, tuple(notes), alpha)
 
 
-def noise_floors(runs: Sequence[Result]) -> dict[tuple[str, str, str], float]:
-    """(case, variant, metric) -> twice the largest relative deviation between base runs (A/A spread).
+def _timing_row(result: Result, case: CaseResult, variant: str, metric: str, base_runs: Sequence[Result],
+                history: Sequence[Result]):
+    """(row, noise test) for one timing row; (None, None) when there is nothing to compare."""
+    v = case.variants[variant]
+    if v.skipped or (metric == "ratio" and variant == case.baseline):
+        return None, None
+    new_est = estimate(result, case, variant, metric)
+    base_est, base_values = [], []
+    for run in base_runs:
+        prev = next((c for c in run.cases if c.name == case.name and c.params == case.params), None)
+        if prev is None or variant not in prev.variants or prev.variants[variant].skipped:
+            continue
+        if metric == "ratio" and prev.baseline != case.baseline:
+            continue
+        e = estimate(run, prev, variant, metric)
+        if e is not None:
+            base_est.append(e)
+            base_values.append(prev.variants[variant].median_s if metric == "time" else prev.variants[variant].ratio)
+    if new_est is None or not base_est:
+        return None, None
+    hist_est = []
+    for run in history:
+        prev = next((c for c in run.cases if c.name == case.name and c.params == case.params), None)
+        if prev is not None and variant in prev.variants:
+            e = estimate(run, prev, variant, metric)
+            if e is not None:
+                hist_est.append(e)
+    test = test_change(base_est, new_est, hist_est)
+    new_value = v.median_s if metric == "time" else v.ratio
+    base_value = math.exp(sum(math.log(x) for x in base_values if x) / len(base_values))
+    row = Row(result.scenario, case.name, variant, metric, base_value, new_value, test.change, test.ci,
+              noise=test.run_cv, detail=test.basis)
+    return row, test
 
-    A baseline of several runs of the same code shows how far this machine moves a number on
-    its own; a change smaller than that is not evidence, whatever the within-run interval says.
-    """
-    values: dict[tuple[str, str, str], list[float]] = {}
-    for run in runs:
-        for case in run.cases:
-            for v in case.variants.values():
-                for metric, value in (("time", v.median_s), ("ratio", v.ratio)):
-                    if value:
-                        values.setdefault((case.name, v.name, metric), []).append(value)
-    return {key: 2 * (max(vs) / min(vs) - 1) for key, vs in values.items() if len(vs) > 1}
+
+def _judge(rows: list[Row], pending: list[tuple[int, object]], user: dict[str, float], alpha: float) -> list[Row]:
+    """Holm-correct the timing rows' p-values together, then give each its verdict."""
+    if not pending:
+        return rows
+    adjusted = stats.holm([t.p for _i, t in pending])
+    out = list(rows)
+    for (i, test), p in zip(pending, adjusted):
+        row = out[i]
+        m = user.get(row.metric, (NOISE_THRESHOLDS if test.between_runs else DEFAULT_THRESHOLDS)[row.metric])
+        verdict = "unchanged"
+        if p < alpha and test.change > 1 + m:
+            verdict = "slower"
+        elif p < alpha and test.change < 1 / (1 + m):
+            verdict = "faster"
+        out[i] = replace(row, p=p, verdict=verdict,
+                         detail=f"{row.detail}; noise ±{test.run_cv:.1%} per run; p={p:.2g} (Holm); "
+                                f"minimum effect {m:.0%}")
+    return out
 
 
-def _limit(limits: dict[str, float], floors: dict, case: str, variant: str, metric: str) -> Threshold:
-    return Threshold(metric, max(limits[metric], floors.get((case, variant, metric), 0.0)))
+def _vanished(scenario: str, old: Result, new: Result) -> list[Row]:
+    """What the base run measured and the new one no longer does: a vanished check is how a
+    regression hides, so it fails the comparison; a vanished case or variant is reported."""
+    rows = []
+    if not new.complete:
+        return rows  # the incomplete row says it already
+    new_cases = {c.name: c for c in new.cases}
+    for prev in old.cases:
+        case = new_cases.get(prev.name)
+        if case is None:
+            rows.append(Row(scenario, prev.name, "*", "case", None, None, verdict="missing",
+                            detail="measured in the base run, not in the new one"))
+            continue
+        for name in prev.variants:
+            if name not in case.variants:
+                rows.append(Row(scenario, prev.name, name, "variant", None, None, verdict="missing",
+                                detail="measured in the base run, not in the new one"))
+        now = {(c.variant, c.name) for c in case.checks}
+        for c in prev.checks:
+            if (c.variant, c.name) not in now and c.variant in case.variants:
+                rows.append(Row(scenario, prev.name, c.variant, f"check: {c.name}", None, None, verdict="vanished",
+                                detail="checked in the base run, no longer checked: a regression can hide here"))
+    return rows
 
 
-def _compare_case(scenario: str, prev: CaseResult, case: CaseResult, limits: dict[str, float],
-                  floors: dict | None = None, timings: bool = True,
-                  declared: tuple[Result, Result] | None = None) -> list[Row]:
-    """`timings=False` (another machine): time and ratio rows are `incomparable`, counters exact.
-    `declared`: the (base, new) results whose metric declarations say what compares how."""
-    floors = floors or {}
+def _exact_rows(scenario: str, prev: CaseResult, case: CaseResult, declared: tuple[Result, Result]) -> list[Row]:
+    """Counters and exact metrics (by their declarations), and failing checks."""
     from harness.measure.metrics import undeclared
 
     def metric(name: str, counter: bool):
-        for r in reversed(declared or ()):  # the new run's declaration wins
+        for r in reversed(declared):  # the new run's declaration wins
             if name in r.metrics:
                 return r.metric(name)
         return undeclared(name, counter)
+
     rows: list[Row] = []
     for name, v in case.variants.items():
         old = prev.variants.get(name)
         if old is None or old.skipped or v.skipped:
-            if old is None or bool(old.skipped) != bool(v.skipped):
+            if old is not None and bool(old.skipped) != bool(v.skipped):
                 rows.append(Row(scenario, case.name, name, "variant", None, None, verdict="incomparable",
-                                detail=f"skipped: {old.skipped if old else 'absent'} vs {v.skipped}"))
+                                detail=f"skipped: {old.skipped or 'no'} vs {v.skipped or 'no'}"))
             continue
-        if not timings:
-            rows.append(Row(scenario, case.name, name, "time", old.median_s, v.median_s, verdict="incomparable",
-                            detail="another machine"))
-        elif old.samples_s and v.samples_s:
-            change, ci = ratio_of_medians_ci(old.samples_s, v.samples_s)
-            rows.append(Row(scenario, case.name, name, "time", old.median_s, v.median_s, change, ci,
-                            _verdict(change, ci, _limit(limits, floors, case.name, name, "time"))))
-        if timings and name != case.baseline and prev.baseline == case.baseline and old.samples_s and v.samples_s:
-            change, ci = ratio_of_medians_ci(_round_ratios(prev, name), _round_ratios(case, name))
-            rows.append(Row(scenario, case.name, name, "ratio", old.ratio, v.ratio, change, ci,
-                            _verdict(change, ci, _limit(limits, floors, case.name, name, "ratio"))))
         for key in sorted(set(old.counters) | set(v.counters)):
             m = metric(key, counter=True)
             if m.kind == "exact":
@@ -312,97 +424,22 @@ def _num(value):
 def confirm(first: Comparison, again: Comparison) -> Comparison:
     """Keep a time/ratio regression only if an independent re-run regressed the same way.
 
-    Noise on these machines comes in phases: one run can land in a slow one. Counters and
-    checks are exact and need no confirmation; timings do. An unconfirmed regression stays
-    visible with the verdict `unconfirmed`.
-    """
+    Counters and checks are exact and need no confirmation; timings do. An unconfirmed
+    regression stays visible with the verdict `unconfirmed`."""
     repeated = {(r.scenario, r.case, r.variant, r.metric) for r in again.regressions}
     rows = []
     for r in first.rows:
-        if r.regressed and r.metric in {"time", "ratio"} and (r.scenario, r.case, r.variant, r.metric) not in repeated:
+        if r.regressed and r.metric in TIMING and (r.scenario, r.case, r.variant, r.metric) not in repeated:
             r = replace(r, verdict="unconfirmed", detail="not reproduced by the confirmation run")
         rows.append(r)
     return replace(first, rows=tuple(rows), notes=first.notes + (
         f"time/ratio regressions re-measured in {again.new_label}",))
 
 
-# -- renderers -----------------------------------------------------------------------------------
-def _fmt(value: float | None, metric: str) -> str:
-    if value is None:
-        return "—"
-    if metric == "time":
-        from harness.present.fmt import fmt_time
+# Renderers live in harness.present.comparison; these names stay importable from here.
+def __getattr__(name: str):
+    if name in {"to_markdown", "to_json", "to_table", "summary_line", "interesting"}:
+        from harness.present import comparison
 
-        return fmt_time(value)
-    if metric == "ratio":
-        return f"{value:.4g}"
-    return f"{value:.4g}"
-
-
-def _change(row: Row) -> str:
-    if row.change is None:
-        return ""
-    if row.metric in {"time", "ratio"}:
-        text = f"{(row.change - 1) * 100:+.1f}%"
-        if row.ci95:
-            text += f" [{(row.ci95[0] - 1) * 100:+.1f}%, {(row.ci95[1] - 1) * 100:+.1f}%]"
-        return text
-    return f"{row.change:+.4g}" if row.change else "="
-
-
-def interesting(comparison: Comparison, everything: bool = False) -> list[Row]:
-    """Rows worth showing: all of them, or only those that moved or could not be compared."""
-    if everything:
-        return list(comparison.rows)
-    return [r for r in comparison.rows if r.verdict != "unchanged"]
-
-
-def summary_line(comparison: Comparison) -> str:
-    n_reg, n_imp = len(comparison.regressions), len(comparison.improvements)
-    counted = len(comparison.rows)
-    if n_reg:
-        return f"REGRESSION: {n_reg} of {counted} comparisons got worse ({n_imp} improved)"
-    return f"no regression: {counted} comparisons, {n_imp} improved"
-
-
-def to_markdown(comparison: Comparison, everything: bool = False) -> str:
-    th = ", ".join(f"{k} {v * 100:g}%" for k, v in sorted(comparison.thresholds.items()))
-    lines = [f"### labs compare: {comparison.base_label} → {comparison.new_label}", "",
-             f"**{summary_line(comparison)}** (thresholds: {th}; counters exact)", ""]
-    rows = interesting(comparison, everything)
-    if rows:
-        lines += ["| scenario | case | variant | metric | base | new | change [95% CI] | verdict |",
-                  "| --- | --- | --- | --- | ---: | ---: | --- | --- |"]
-        for r in rows:
-            verdict = f"**{r.verdict}**" if r.regressed else r.verdict
-            detail = f" ({r.detail})" if r.detail and r.verdict in {"incomparable", "failing", "unconfirmed"} else ""
-            lines.append(f"| {r.scenario} | {r.case} | {r.variant} | {r.metric} | {_fmt(r.base, r.metric)} | "
-                         f"{_fmt(r.new, r.metric)} | {_change(r)} | {verdict}{detail} |")
-    else:
-        lines.append("Nothing moved beyond the thresholds.")
-    for note in comparison.notes:
-        lines.append(f"\n> {note}")
-    return "\n".join(lines) + "\n"
-
-
-def to_json(comparison: Comparison) -> str:
-    data = asdict(comparison)
-    data["regressions"] = len(comparison.regressions)
-    data["improvements"] = len(comparison.improvements)
-    return json.dumps(data, indent=1, default=list)
-
-
-def to_table(comparison: Comparison, everything: bool = False):
-    from rich.table import Table
-    from rich.text import Text
-
-    table = Table(title=f"{comparison.base_label} → {comparison.new_label}", title_justify="left")
-    for col in ("scenario", "case", "variant", "metric", "base", "new", "change [95% CI]", "verdict"):
-        table.add_column(col, no_wrap=col not in {"case"}, justify="right" if col in {"base", "new"} else "left")
-    for r in interesting(comparison, everything):
-        style = "bold red" if r.regressed else ("green" if r.verdict in {"faster", "better"} else
-                                                "yellow" if r.verdict == "incomparable" else "")
-        table.add_row(r.scenario, r.case, r.variant, r.metric, _fmt(r.base, r.metric), _fmt(r.new, r.metric),
-                      _change(r), Text(r.verdict + (f" ({r.detail})" if r.verdict in {"incomparable", "failing"}
-                                                     and r.detail else ""), style=style))
-    return table
+        return getattr(comparison, name)
+    raise AttributeError(name)

@@ -41,6 +41,26 @@ class VariantResult:
     series: str = ""
     """For charts: the family of this variant and its position in it (see SeriesChart)."""
     x: float | None = None
+    ratio_ci_level: float | None = None
+    """The coverage `ratio_ci95` really has (0.95, or less when the sample is too small: 0.75 for
+    3 rounds); the field keeps its name for readers of older files."""
+    ratio_ci_method: str = ""
+    """How the interval was made: 't over 5 processes', 'order statistics of 15 rounds (one
+    process: within-run noise only)'..."""
+    groups: tuple[int, ...] = ()
+    """Samples per worker process, in order: samples_s[:groups[0]] came from process 0..."""
+    process_ratios: tuple[float, ...] = ()
+    """Each process's own estimate of `ratio` (its case statistic over its rounds)."""
+    process_medians_s: tuple[float, ...] = ()
+    """Each process's median time per unit."""
+
+    def by_process(self) -> list[tuple[float, ...]]:
+        """samples_s split back into the processes that measured them."""
+        out, start = [], 0
+        for n in self.groups or (len(self.samples_s),):
+            out.append(self.samples_s[start:start + n])
+            start += n
+        return out
 
 
 @dataclass(frozen=True)
@@ -64,6 +84,10 @@ class CaseResult:
     self_timed, "statistic": median_ratio | ratio_of_totals}. `compare` tests that statistic."""
     charts: tuple[dict[str, Any], ...] = ()
     """Declared pictures of this case (SeriesChart / BarsChart as dicts)."""
+    processes: int = 1
+    """Worker processes whose rounds were merged into this case."""
+    order: dict[str, Any] = field(default_factory=dict)
+    """How variants were ordered within rounds: {"design": "williams", "seed": N}."""
 
 
 @dataclass(frozen=True)
@@ -84,6 +108,10 @@ class Result:
     """Sentences written from this run's numbers."""
     timings: dict[str, float] = field(default_factory=dict)
     """Wall time of the run's phases in seconds (stack, migrate, seed, measure)."""
+    processes: int = 1
+    """Fresh worker processes the rounds were spread over (0 or 1: one process)."""
+    gc: bool = True
+    """Whether the garbage collector ran during timed samples (--no-gc turns it off)."""
     metrics: dict[str, dict[str, Any]] = field(default_factory=dict)
     """What each counter and metric of this result means (harness.measure.metrics.Metric as a
     dict, by name): label, unit, which way is better, exact or statistical."""

@@ -7,6 +7,11 @@ Format history (the schema number is not the package version):
       tolerance, percent, show}}; per case `timing` {mode, statistic} and `charts` [...]; per
       variant `series` and `x`. Upgrading a schema-1 file fills these from the engine's tables of
       that time (frozen below) and infers each case's statistic from its stored samples.
+  3 — repeats in worker processes: top-level `processes` and `gc`; per case `processes` and
+      `order` (the round design); per variant `groups` (samples per process), `process_ratios`,
+      `process_medians_s`, and the interval's real coverage and method (`ratio_ci_level`,
+      `ratio_ci_method`). A schema-2 file is one process whose interval was a percentile bootstrap
+      labelled 95 %.
 Loading an older schema goes through `_upgrade_to_N` functions, one per bump; a newer schema
 than this code knows is refused with a clear message (never guessed).
 """
@@ -22,7 +27,7 @@ from typing import Any
 from harness.errors import UsageError
 from harness.results.model import CaseResult, CheckOutcome, Result, VariantResult
 
-SCHEMA = 2
+SCHEMA = 3
 DEFAULT_DIR = Path("results")
 
 
@@ -41,22 +46,27 @@ def from_dict(data: dict[str, Any]) -> Result:
         raise ValueError(f"schema {schema} is newer than this labs understands ({SCHEMA}); upgrade labs")
     for version in range(schema + 1, SCHEMA + 1):
         data = _UPGRADES[version](data)
-    cases = []
-    for case in data["cases"]:
-        variants = {
-            name: VariantResult(
-                **{**v, "samples_s": tuple(v.get("samples_s", ())),
-                   "ratio_ci95": tuple(v["ratio_ci95"]) if v.get("ratio_ci95") else None,
-                   "explain": tuple(v.get("explain", ()))}
-            )
-            for name, v in case["variants"].items()
-        }
-        checks = tuple(CheckOutcome(**c) for c in case.get("checks", ()))
-        cases.append(CaseResult(**{**case, "variants": variants, "checks": checks,
-                                   "columns": tuple(case.get("columns", ())),
-                                   "charts": tuple(case.get("charts", ()))}))
+    cases = [case_from_dict(case) for case in data["cases"]]
     fields = {k: v for k, v in data.items() if k not in {"schema", "ok", "cases", "lesson"}}
     return Result(**fields, cases=tuple(cases), lesson=tuple(data.get("lesson", ())))
+
+
+def case_to_dict(case: CaseResult) -> dict[str, Any]:
+    """One case as JSON-ready data (what a worker process sends its parent)."""
+    return json.loads(json.dumps(asdict(case), default=_json_default))
+
+
+def case_from_dict(case: dict[str, Any]) -> CaseResult:
+    """A case of the current schema from its JSON data."""
+    tuples = ("samples_s", "explain", "groups", "process_ratios", "process_medians_s")
+    variants = {
+        name: VariantResult(**{**v, **{k: tuple(v.get(k) or ()) for k in tuples},
+                               "ratio_ci95": tuple(v["ratio_ci95"]) if v.get("ratio_ci95") else None})
+        for name, v in case["variants"].items()
+    }
+    checks = tuple(CheckOutcome(**c) for c in case.get("checks", ()))
+    return CaseResult(**{**case, "variants": variants, "checks": checks, "columns": tuple(case.get("columns", ())),
+                         "charts": tuple(case.get("charts", ()))})
 
 
 def _upgrade_to_2(data: dict[str, Any]) -> dict[str, Any]:
@@ -119,7 +129,25 @@ def _upgrade_to_2(data: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
-_UPGRADES: dict[int, Any] = {2: _upgrade_to_2}
+def _upgrade_to_3(data: dict[str, Any]) -> dict[str, Any]:
+    """Schema 2 -> 3: one process; its interval as what it was (a bootstrap over rounds)."""
+    data.setdefault("processes", 1)
+    data.setdefault("gc", False)  # schema 2 runs disabled the collector inside samples
+    for case in data.get("cases", ()):
+        case.setdefault("processes", 1)
+        case.setdefault("order", {"design": "rotation"})
+        for v in case.get("variants", {}).values():
+            samples = v.get("samples_s") or []
+            v.setdefault("groups", [len(samples)] if samples else [])
+            v.setdefault("process_ratios", [v["ratio"]] if v.get("ratio") is not None else [])
+            v.setdefault("process_medians_s", [v["median_s"]] if v.get("median_s") is not None else [])
+            v.setdefault("ratio_ci_level", 0.95 if v.get("ratio_ci95") else None)
+            v.setdefault("ratio_ci_method", f"percentile bootstrap of {len(samples)} rounds (schema 2)"
+                         if v.get("ratio_ci95") else "")
+    return data
+
+
+_UPGRADES: dict[int, Any] = {2: _upgrade_to_2, 3: _upgrade_to_3}
 """version N -> function turning a schema N-1 document into schema N."""
 
 
@@ -222,8 +250,10 @@ def baselines_dir(results_dir: Path = DEFAULT_DIR) -> Path:
     return results_dir / "baselines"
 
 
-def save_baseline(name: str, refs: list[str], results_dir: Path = DEFAULT_DIR) -> list[Path]:
-    """Copy runs into results/baselines/NAME/ (default: the newest complete run of each scenario).
+def save_baseline(name: str, refs: list[str], results_dir: Path = DEFAULT_DIR, runs: int = 1) -> list[Path]:
+    """Copy runs into results/baselines/NAME/ (default: the newest `runs` complete runs of each
+    scenario, of the profile of its newest run). Several runs carry their own noise: how much
+    each row moves between runs of the same code, which sizes the gate of `labs compare`.
 
     Baselines are meant to be committed: `labs ci` compares against them.
     """
@@ -235,12 +265,16 @@ def save_baseline(name: str, refs: list[str], results_dir: Path = DEFAULT_DIR) -
     if refs:
         paths = [resolve(ref, results_dir) for ref in refs]
     else:
-        newest: dict[str, Path] = {}
+        complete: dict[str, list[tuple[str, Path]]] = {}
         for p in list_runs(results_dir):
             r = load(p)
             if r.complete:
-                newest[r.scenario] = p
-        paths = [newest[k] for k in sorted(newest)]
+                complete.setdefault(r.scenario, []).append((r.profile, p))
+        paths = []
+        for scenario in sorted(complete):
+            profile = complete[scenario][-1][0]
+            same = [p for prof, p in complete[scenario] if prof == profile]
+            paths += same[-runs:]
     if not paths:
         raise UsageError(f"no complete runs in {results_dir}/ to make a baseline of", hint="labs run all")
     for p in paths:

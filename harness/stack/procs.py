@@ -103,13 +103,19 @@ def user_can_traverse(path: Path, user: ServiceUser | None) -> bool:
 
 
 def _death_signal(sig: int) -> Callable[[], None]:
-    libc_name = ctypes.util.find_library("c")
-
     def preexec() -> None:  # runs in the child after setuid: the kernel keeps the setting
-        if libc_name and sys.platform.startswith("linux"):
-            ctypes.CDLL(libc_name, use_errno=True).prctl(_PR_SET_PDEATHSIG, sig, 0, 0, 0)
+        set_death_signal(sig)
 
     return preexec
+
+
+_LIBC = ctypes.util.find_library("c")
+
+
+def set_death_signal(sig: int) -> None:
+    """Ask the kernel to send `sig` to this process when its parent dies (Linux; a no-op elsewhere)."""
+    if _LIBC and sys.platform.startswith("linux"):
+        ctypes.CDLL(_LIBC, use_errno=True).prctl(_PR_SET_PDEATHSIG, sig, 0, 0, 0)
 
 
 def start(

@@ -17,7 +17,7 @@ PROFILE = os.environ.get("LABS_BENCH_PROFILE", "quick")
 def _overrides(name: str) -> dict[str, str]:
     sc = registry.get(name)
     pairs = (item.partition("=") for item in os.environ.get("LABS_BENCH_PARAMS", "").split(";") if item.strip())
-    return {k.strip(): v.strip() for k, _, v in pairs if k.strip() in sc.profiles[PROFILE]}
+    return {k.strip(): v.strip() for k, _, v in pairs if k.strip() in sc.profile_params(PROFILE)}
 
 
 def _items():
