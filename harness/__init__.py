@@ -11,6 +11,9 @@ commands that are not a measured run (doctor, explain/profile, serve, scaffoldin
 """
 import sys
 
+__version__ = "0.2.0"
+"""The package's version, in one place (pyproject.toml reads it)."""
+
 # Standard library only, and as little of it as possible: `python -m harness` imports this package
 # before its entry point installs the interrupt handlers (see harness/__main__.py).
 

@@ -11,8 +11,20 @@ import sys
 from harness import interrupts
 
 
+def drop_cwd_from_path() -> None:
+    """`python -m harness` puts the current directory first on sys.path, where the `labs` console
+    script does not: inside a project whose own packages are named `labs` or `scenarios`, that would
+    hide the lab's. Both ways of starting labs see the same path (a project's own paths come from
+    its labs.toml)."""
+    import os
+
+    if sys.path and sys.path[0] in ("", os.getcwd()):
+        del sys.path[0]
+
+
 def main() -> None:
     interrupts.install()
+    drop_cwd_from_path()
     try:
         from harness import cli
     except KeyboardInterrupt:  # nothing has been started yet: nothing to stop

@@ -31,7 +31,9 @@ class Gate:
     """Markdown for the job summary."""
     files: tuple[Path, ...] = ()
     problems: tuple[str, ...] = field(default_factory=tuple)
-    """Why the gate failed beyond regressions (an incomplete or failing run)."""
+    """Why the gate failed beyond regressions (an incomplete or failing run, a new regression step)."""
+    drifts: tuple = ()
+    """Slow drifts the history shows (reported, not failing)."""
 
     @property
     def regressions(self) -> int:
@@ -82,6 +84,14 @@ def gate(session: LabSession, scenarios: Sequence[Scenario], opts: RunOptions, b
     else:
         lines += ["", f"No baseline `{baseline}` yet: nothing to compare. Make one with "
                       f"`labs baseline save {baseline}` and commit `results/baselines/{baseline}/`."]
+    steps, drifts = _change_points(new, results_dir)
+    if steps or drifts:
+        lines += ["", "### Change points in the history", ""]
+        lines += [f"- **new regression step** {f.scenario} · {f.row}: {(f.change - 1) * 100:+.1f}% at {f.commits} "
+                  f"(p={f.p:.2g}, {f.support[0]}+{f.support[1]} runs)"
+                  + (f"; dependencies changed: {'; '.join(f.dependencies)}" if f.dependencies else "") for f in steps]
+        lines += [f"- drift {f.scenario} · {f.row}: {(f.change - 1) * 100:+.1f}% over the last {f.support[0]} runs "
+                  f"(p={f.p:.2g})" for f in drifts]
     files += _history_charts(new, results_dir, out_dir)
     lines.append("\n_Load generator and server share the machine's cores; compare variants measured "
                  "in the same run (ratios), not absolute numbers across machines._")
@@ -93,7 +103,26 @@ def gate(session: LabSession, scenarios: Sequence[Scenario], opts: RunOptions, b
             fh.write(summary)
     problems = tuple(f"{r.scenario}: " + ("incomplete run: " + (r.reason or "?") if not r.complete
                                           else "a check failed") for r in new if not r.ok)
-    return Gate(tuple(runs), comparison, summary, tuple(files), problems)
+    problems += tuple(f"{f.scenario} · {f.row}: a new regression step of {(f.change - 1) * 100:+.1f}% "
+                      f"({f.commits})" for f in steps)
+    return Gate(tuple(runs), comparison, summary, tuple(files), problems, tuple(drifts))
+
+
+def _change_points(new, results_dir: Path):
+    """New regression steps (confirmed with this run) and drifts in the history of the new runs'
+    scenarios, on their machine class."""
+    from harness.results import history as hist
+    from harness.results import trends
+
+    steps, drifts = [], []
+    for r in new:
+        if not r.complete:
+            continue
+        runs = hist.collect(r.scenario, results_dir, trends.machine_class(r))
+        items = trends.findings(runs)
+        steps += trends.new_regressions(items, runs)
+        drifts += [f for f in items if f.kind == "drift" and f.after.run_id == runs[-1].run_id]
+    return steps, drifts
 
 
 def _history_charts(new, results_dir: Path, out_dir: Path) -> list[Path]:

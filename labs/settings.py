@@ -13,22 +13,7 @@ from pathlib import Path
 
 BASE_DIR = Path(__file__).resolve().parent
 
-
-def database_from_url(url: str) -> dict:
-    parts = urllib.parse.urlsplit(url)
-    query = dict(urllib.parse.parse_qsl(parts.query))
-    options = {k: v for k, v in query.items() if k in {"sslmode", "application_name", "connect_timeout"}}
-    return {
-        "ENGINE": "django.db.backends.postgresql",
-        "NAME": urllib.parse.unquote(parts.path.lstrip("/")) or "perflab",
-        "USER": urllib.parse.unquote(parts.username or ""),
-        "PASSWORD": urllib.parse.unquote(parts.password or ""),
-        "HOST": parts.hostname or "127.0.0.1",
-        "PORT": str(parts.port or 5432),
-        "CONN_MAX_AGE": int(os.environ.get("LABS_CONN_MAX_AGE", "60")),
-        "CONN_HEALTH_CHECKS": True,
-        "OPTIONS": options,
-    }
+from harness.project.djangoenv import database_from_url  # noqa: E402 - one reading of the stack's URLs
 
 
 SECRET_KEY = os.environ.get("LABS_SECRET_KEY") or secrets.token_urlsafe(40)
@@ -45,6 +30,13 @@ INSTALLED_APPS = [
     "labs.bookstore",
     "labs.workshop",
 ]
+if os.environ.get("LABS_WORKSHOP_APP"):
+    # a participant's workshop folder (labs workshop init): its exercise-2 app, label `workshop`,
+    # takes the place of the lab's own copy
+    import sys
+
+    sys.path.insert(0, str(Path(os.environ["LABS_WORKSHOP_APP"]).parent))
+    INSTALLED_APPS[INSTALLED_APPS.index("labs.workshop")] = "workshop_app"
 MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
 ]

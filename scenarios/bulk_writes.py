@@ -197,13 +197,16 @@ def cases(params) -> list[Case]:
     insert_checks = [_result_is(v, (n, total)) for v in INSERTS]
     insert_checks += [_exact("save_loop", "signals", n, "save() fires post_save"),
                       _exact("bulk_create_1000", "signals", 0, "bulk_create() fires no signals"),
+                      _exact("bulk_create_50", "signals", 0, "bulk_create() fires no signals"),
+                      _exact("copy", "signals", 0, "COPY bypasses the ORM: no signals"),
                       _exact("save_loop", "queries", n, "one INSERT per row"),
                       _exact("bulk_create_1000", "queries", -(-n // 1000), "one INSERT per batch"),
                       _exact("bulk_create_50", "queries", -(-n // 50), "one INSERT per batch")]
     update_checks = [_result_is(v, (n, n)) for v in UPDATES]
     update_checks += [_exact("queryset_update_f", "queries", 1, "a single UPDATE … SET amount = amount + 1"),
                       _exact("save_loop", "signals", n, "save() fires post_save"),
-                      _exact("bulk_update", "signals", 0, "bulk_update() fires no signals")]
+                      _exact("bulk_update", "signals", 0, "bulk_update() fires no signals"),
+                      _exact("queryset_update_f", "signals", 0, "update() fires no signals")]
     return [
         Case("insert", {"rows": n}, "save_loop",
              tuple(Variant(v, _insert_variant(v, n), INSERTS[v].__doc__ or v) for v in INSERTS),
@@ -253,8 +256,16 @@ def summarize(result) -> list[str]:
         if case.name == "insert" and v.get("save_loop_atomic") and v["save_loop_atomic"].ratio:
             lines.append(f"Wrapping the same save() loop in transaction.atomic() alone was "
                          f"{1 / v['save_loop_atomic'].ratio:.1f}× faster: one commit instead of one per row.")
-    lines.append("bulk_create/bulk_update/update() fired no post_save signal: code relying on signals silently "
-                 "stops running on the bulk paths.")
+    fired = {}
+    for case in result.cases:
+        for v in case.variants.values():
+            if "signals" in v.counters:
+                fired[f"{case.name} {v.name}"] = v.counters["signals"]
+    silent = [k for k, n in fired.items() if n == 0]
+    loud = [f"{k} {n:g}" for k, n in fired.items() if n]
+    if fired:
+        lines.append(f"post_save signals per unit: {', '.join(loud) or 'none'}; none from "
+                     f"{', '.join(silent) or 'no path'} — code relying on signals silently stops running there.")
     return lines
 
 

@@ -108,10 +108,11 @@ def _facts_check(baseline: str) -> Check:
     def fn(runs):
         facts = runs[baseline].results[0]
         bad = [k for k, want in EXPECTED_FACTS.items() if facts.get(k) != want]
-        bad += [k for k, v in facts.items() if k.startswith("queries=") and not (v[0] == 200 and v[2] and v[3])]
+        bad += [k for k, v in facts.items() if k.startswith("queries=") and not (v[0] == 200 and all(v[2:]))]
         bad += [k for k in ("db", "/cpu", "/io") if facts[k][0] != 200 or facts[k][1] != "application/json"]
-        return not bad, "endpoints verified (status, content type, shape, queries clamp, escaping)" if not bad \
-            else f"failed: {', '.join(bad)}"
+        bad += ["db rows" for _ in [0] if not facts["db"][-1]]
+        return not bad, "endpoints verified (status, content type, shape, rows against the database, queries " \
+                        "clamp, escaping)" if not bad else f"failed: {', '.join(bad)}"
     return Check("TechEmpower-style verification", baseline, fn)
 
 

@@ -12,6 +12,7 @@ import threading
 import time
 from pathlib import Path
 
+from harness.present.fmt import speed_words
 from harness.scenario import (
     Calibrated,
     Case,
@@ -306,24 +307,30 @@ def cases(params) -> list[Case]:
 
 
 def summarize(result) -> list[str]:
+    """Every number from this run: what each strategy lost, retried, claimed twice, deadlocked."""
     lines = []
     for case in result.cases:
-        v = case.variants
+        v = {n: x for n, x in case.variants.items() if not x.skipped}
         if case.name == "counter":
-            naive = v.get("read_modify_write")
-            if naive:
-                lines.append(f"read-modify-write lost {naive.metrics.get('lost_updates')} of "
-                             f"{case.params['threads'] * case.params['increments']} increments; F() lost 0 and was "
-                             f"{1 / v['f_expression'].ratio:.1f}× faster; select_for_update lost 0, "
-                             f"serializable needed {v['serializable_retry'].metrics.get('retries')} retries."
-                             if v.get("f_expression") and v["f_expression"].ratio and v.get("serializable_retry")
-                             else f"read-modify-write lost {naive.metrics.get('lost_updates')} increments.")
-        elif case.name == "job_queue" and v.get("no_lock"):
-            lines.append(f"without a lock {v['no_lock'].metrics.get('duplicate_claims')} jobs were processed twice; "
-                         "with skip_locked, 0.")
-        elif case.name == "deadlock" and v.get("opposite_order"):
-            lines.append(f"opposite lock order: {v['opposite_order'].metrics.get('deadlocks')} deadlocks detected "
-                         "and retried; the same order: none.")
+            total = case.params["threads"] * case.params["increments"]
+            parts = [f"{n} lost {x.metrics.get('lost_updates')}" for n, x in v.items()
+                     if x.metrics.get("lost_updates") is not None]
+            line = f"counter ({total} increments per round): " + ", ".join(parts) + "."
+            f_expr = v.get("f_expression")
+            if f_expr and f_expr.ratio:
+                line += f" F() was {speed_words(f_expr.ratio)} than read-modify-write."
+            retries = {n: x.metrics.get("retries") for n, x in v.items() if x.metrics.get("retries")}
+            if retries:
+                line += " Retries per round: " + ", ".join(f"{n} {r}" for n, r in retries.items()) + "."
+            lines.append(line)
+        elif case.name == "job_queue":
+            parts = [f"{n} {x.metrics.get('duplicate_claims')}" for n, x in v.items()
+                     if x.metrics.get("duplicate_claims") is not None]
+            lines.append("job queue, jobs processed twice per round: " + ", ".join(parts) + ".")
+        elif case.name == "deadlock":
+            parts = [f"{n} {x.metrics.get('deadlocks')} deadlocks detected (lost {x.metrics.get('lost_updates')})"
+                     for n, x in v.items() if x.metrics.get("deadlocks") is not None]
+            lines.append("transfers: " + "; ".join(parts) + ".")
     return lines
 
 

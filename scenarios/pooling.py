@@ -14,7 +14,6 @@ may not get).
 """
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import statistics
@@ -24,11 +23,12 @@ import urllib.parse
 from pathlib import Path
 
 from harness.errors import StackError
-from harness.measure.http import Server, ServerConfig, get
+from harness.measure.http import Server, ServerConfig, db_answers
 from harness.measure.load import LOAD_METRICS, Rig, summarize_bursts
 from harness.scenario import (
     Calibrated,
     Case,
+    Check,
     Context,
     Metric,
     Scenario,
@@ -44,16 +44,45 @@ ROLES = ("lab_no_pool", "lab_persistent", "lab_django_pool", "lab_pgb_tx", "lab_
 LIMITED = "lab_limited"
 
 
-class Pools:
-    """What the run shares (setup's value): PgBouncers by mode, and a Rig of servers + generator."""
+class ProvidedBouncer:
+    """The PgBouncer the stack provides (PGBOUNCER_URL of an external or docker stack): used as it
+    is — its own user and database, transaction pool mode as the compose file configures it."""
 
-    def __init__(self, artifacts: Path, bouncer_pool: int) -> None:
+    def __init__(self, url: str) -> None:
+        self.given = url
+        self.user = urllib.parse.urlsplit(url).username or ""
+
+    def url(self, _dbname: str, _user: str) -> str:
+        return self.given
+
+    def alive(self) -> bool:
+        from harness.stack import procs
+
+        u = urllib.parse.urlsplit(self.given)
+        return procs.port_open(u.port or 6432, u.hostname or "127.0.0.1", timeout_s=2.0)
+
+
+class Pools:
+    """What the run shares (setup's value): PgBouncers by mode, and a Rig of servers + generator.
+    A PgBouncer the stack provides (PGBOUNCER_URL) serves transaction mode; otherwise the lab
+    starts its own (a local binary) and configures it, one role per variant."""
+
+    def __init__(self, artifacts: Path, bouncer_pool: int, provided: str | None = None) -> None:
         self.artifacts = artifacts
         self.bouncer_pool = bouncer_pool
+        self.provided = ProvidedBouncer(provided) if provided else None
         self.bouncers: dict[str, PgBouncer] = {}
         self.rig = Rig(artifacts)
 
-    def bouncer(self, mode: str) -> PgBouncer:
+    def role(self, variant: str) -> str:
+        """The PostgreSQL role whose server connections are this variant's."""
+        if variant == "pgbouncer_transaction" and self.provided is not None:
+            return self.provided.user
+        return ROLE_OF[variant]
+
+    def bouncer(self, mode: str):
+        if mode == "transaction" and self.provided is not None:
+            return self.provided
         if mode not in self.bouncers:
             role = "lab_pgb_tx" if mode == "transaction" else "lab_pgb_session"
             # its files live in the runtime dir: PgBouncer runs as the service user, who may not be
@@ -73,6 +102,8 @@ class Pools:
             if b.proc is None or b.proc.poll() is not None:
                 raise StackError(f"PgBouncer ({mode} mode) died during the run; its log: "
                                  f"{b.workdir / 'pgbouncer.log'}")
+        if self.provided is not None and not self.provided.alive():
+            raise StackError("the stack's PgBouncer (PGBOUNCER_URL) is not answering any more")
 
     def close(self) -> None:
         try:
@@ -183,11 +214,14 @@ def _http_variant(name: str):
         server = pools.rig.server(_server_config(name, ctx))
         if ctx.counting:
             ctx.metrics["connect_ms"] = _connect_ms(server.config.env["DATABASE_URL"])
-            return lambda: (get(server.url + "/db")[0], sorted(json.loads(get(server.url + "/db")[2])))
+            if name.startswith("pgbouncer"):
+                ctx.metrics["bouncer"] = ("the stack's (PGBOUNCER_URL)" if name == "pgbouncer_transaction"
+                                          and pools.provided is not None else "started by the lab")
+            return lambda: db_answers(server.url)  # statuses, rows checked, rows not as in the database
         gen = pools.rig.loadgen()
         p = ctx.params
         gen.burst(server.url, [("/db", 1)], p["users"], p["warmup_s"])
-        sampler = _ConnSampler(ROLE_OF[name])
+        sampler = _ConnSampler(pools.role(name))
         bursts: list[dict] = []
 
         def unit() -> float:
@@ -301,14 +335,28 @@ def _prepared_statement_demo(ctx: Context) -> dict[str, str]:
     return outcome
 
 
+def answers_match_database(variant: str) -> Check:
+    """Every /db answer was status 200 and the row the database holds (not only the right keys)."""
+    def fn(runs):
+        statuses, rows, wrong = runs[variant].results[0]
+        ok = tuple(statuses) == (200,) and rows > 0 and wrong == 0
+        return ok, f"{rows} rows checked against the World table: {wrong} wrong; statuses {list(statuses)}"
+    return Check("answers match the database", variant, fn)
+
+
 def cases(params) -> list[Case]:
     names = ("no_pool", "persistent", "django_pool", "pgbouncer_transaction", "pgbouncer_session")
-    needs = {n: frozenset({"pgbouncer"}) if n.startswith("pgbouncer") else frozenset() for n in names}
+    # transaction mode can use the stack's PgBouncer; session mode and the crowd over a connection
+    # limit need one the lab configures itself (its own roles and databases)
+    needs = {n: frozenset({"pgbouncer"}) if n == "pgbouncer_transaction" else
+             frozenset({"pgbouncer_local"}) if n.startswith("pgbouncer") else frozenset() for n in names}
+    crowd_needs = {n: frozenset({"pgbouncer_local"}) if n.startswith("pgbouncer") else frozenset() for n in names}
     http = Case(
         "http", {k: params[k] for k in ("users", "burst_s", "warmup_s", "workers", "threads", "django_pool",
                                          "bouncer_pool")},
         "no_pool", tuple(Variant(n, _http_variant(n), requires=needs[n]) for n in names),
         (*(same_result_as(n, "no_pool") for n in names[1:]),
+         *(answers_match_database(n) for n in names),
          *(metric_check(n, "failures", lambda v: v == 0, "== 0") for n in names),
          metric_check("persistent", "server_conns", lambda v, c=params["workers"] * params["threads"]: v is not None
                       and v <= c, f"<= {params['workers'] * params['threads']} (workers × threads)"),
@@ -323,12 +371,12 @@ def cases(params) -> list[Case]:
     crowd_names = ("no_pool", "django_pool", "pgbouncer_transaction")
     crowd = Case(
         "crowd", {k: params[k] for k in ("clients", "limit", "hold_ms", "pool_max", "pool_timeout_s", "bouncer_pool")},
-        "no_pool", tuple(Variant(n, _crowd_variant(n), requires=needs[n]) for n in crowd_names),
+        "no_pool", tuple(Variant(n, _crowd_variant(n), requires=crowd_needs[n]) for n in crowd_names),
         (metric_check("no_pool", "errors", lambda v: v is not None and v > 0,
                       f"> 0 (only {params['limit']} connections allowed for {params['clients']} clients)"),
          metric_check("pgbouncer_transaction", "errors", lambda v: v == 0, "== 0 (PgBouncer queues the rest)"),
-         metric_check("django_pool", "error_kinds", lambda v: v is not None and set(v) <= {"PoolTimeout"},
-                      "only PoolTimeout (waits past the pool's timeout)"),
+         metric_check("django_pool", "error_kinds", lambda v: set(v) == {"PoolTimeout"},
+                      "PoolTimeout only (the crowd outlasts the pool's timeout; nothing else fails)"),
          metric_check("pgbouncer_transaction", "prepared_statements",
                       lambda v: v is not None and v["prepare_threshold=None"] == "ok"
                       and v["prepare_threshold=0"] != "ok",
@@ -351,7 +399,8 @@ def setup(ctx: Context) -> Pools:
                 cur.execute(f"CREATE ROLE {role} LOGIN")
             cur.execute(f"GRANT SELECT ON ALL TABLES IN SCHEMA public TO {role}")
         cur.execute(f"ALTER ROLE {LIMITED} CONNECTION LIMIT %s" % int(ctx.params["limit"]))
-    pools = Pools(ctx.artifacts_dir(), ctx.params["bouncer_pool"])
+    provided = os.environ.get("PGBOUNCER_URL") if "pgbouncer" in ctx.components else None
+    pools = Pools(ctx.artifacts_dir(), ctx.params["bouncer_pool"], provided)
     ctx.on_close(pools.close)
     return pools
 
@@ -391,7 +440,7 @@ SCENARIO = Scenario(
     name="pooling",
     title="Connection pooling: none, persistent, Django's pool, PgBouncer",
     requires=frozenset({"postgres"}),
-    optional=frozenset({"pgbouncer"}),
+    optional=frozenset({"pgbouncer", "pgbouncer_local"}),
     profiles={
         "quick": {"users": 16, "burst_s": 1.5, "warmup_s": 0.5, "rounds": 3, "workers": 2, "threads": 4,
                   "django_pool": "1:4:5", "bouncer_pool": 4, "clients": 50, "limit": 20, "hold_ms": 100,
@@ -410,6 +459,7 @@ SCENARIO = Scenario(
              Metric("server_conns", "srv conns", description="most PostgreSQL connections the variant's role held"),
              Metric("sessions_per_request", "sess/req", description="PostgreSQL sessions opened per request"),
              Metric("error_kinds", "error kinds", better=None),
+             Metric("bouncer", "PgBouncer", better=None, description="which PgBouncer served the variant"),
              Metric("prepared_statements", "prepared statements", better=None)),
     processes={"quick": 1, "full": 1},
 )

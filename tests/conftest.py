@@ -46,3 +46,76 @@ def stack(runtime_dir):
 @pytest.fixture(scope="session")
 def tiny_budget() -> Budget:
     return TINY
+
+
+# -- a failing test explains itself: the logs of the servers it ran are attached to its report ----------
+LOG_TAIL = 40
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
+    import time
+
+    item.stash[_STARTED] = time.time()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if report.when != "call" or not report.failed:
+        return
+    for path, tail in recent_logs(item):
+        report.sections.append((f"log {path} (last {LOG_TAIL} lines)", tail))
+
+
+def recent_logs(item, limit: int = 8) -> list[tuple[str, str]]:
+    """Server logs (PostgreSQL, Valkey, Gunicorn, Locust, PgBouncer, workers) written since the test
+    began: under the runtime dir and the test's own tmp_path."""
+    from pathlib import Path
+
+    started = item.stash.get(_STARTED, 0.0)
+    roots = [Path(p) for p in (os.environ.get("LABS_RUNTIME_DIR"), item.funcargs.get("tmp_path")) if p]
+    found = []
+    for root in roots:
+        if not Path(root).is_dir():
+            continue
+        for path in Path(root).rglob("*.log"):
+            try:
+                if path.stat().st_mtime >= started - 1:
+                    found.append(path)
+            except OSError:
+                continue
+    out = []
+    for path in sorted(found, key=lambda p: p.stat().st_mtime, reverse=True)[:limit]:
+        try:
+            lines = path.read_text(errors="replace").splitlines()[-LOG_TAIL:]
+        except OSError:
+            continue
+        if lines:
+            out.append((str(path), "\n".join(lines)))
+    return out
+
+
+_STARTED = pytest.StashKey[float]()
+
+
+# -- no subprocess handle left behind: a leaked one fails the session -----------------------------------
+def pytest_sessionfinish(session, exitstatus):
+    """Popen objects still running when they are garbage collected warn (ResourceWarning) at exit,
+    where no test sees it. Collect them here, with the warnings recorded: any is a failure."""
+    import gc
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)
+        gc.collect()
+    leaks = [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)]
+    if leaks:
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        text = "leaked subprocess handles / files (ResourceWarning):\n  " + "\n  ".join(leaks[:20])
+        if reporter is not None:
+            reporter.write_line(text, red=True)
+        else:
+            print(text)
+        session.exitstatus = 1

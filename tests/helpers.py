@@ -84,3 +84,18 @@ def golden(path, text: str) -> None:
         path.write_text(text)
     assert path.exists(), f"golden file {path} is missing: write it with LABS_UPDATE_GOLDEN=1 and review it"
     assert text == path.read_text()
+
+
+def need(what: str, present: bool, hint: str = "") -> None:
+    """Skip a test whose tool is not installed — except in CI (CI=true, or LABS_REQUIRE_ALL=1), where
+    .ci/run installs every tool: there a missing one is a failure, never a quiet skip."""
+    import os
+
+    import pytest
+
+    if present:
+        return
+    text = f"{what} not installed" + (f" ({hint})" if hint else "")
+    if os.environ.get("CI", "").lower() in {"1", "true", "yes"} or os.environ.get("LABS_REQUIRE_ALL") == "1":
+        pytest.fail(f"{text}: CI installs it, so its absence is a broken install, not a reason to skip")
+    pytest.skip(text)

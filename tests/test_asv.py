@@ -62,29 +62,28 @@ def test_asv_run_records_the_harness_numbers(tmp_path, runtime_dir):
     grid = _asv_grid(repo, sha, "track_queries")
     assert grid[("books=3", "naive")] == 7
     assert grid[("books=6", "values_agg")] == 1
-    published = subprocess.run(["asv", "publish"], cwd=repo, env=env, capture_output=True, text=True, timeout=300)
-    assert published.returncode == 0, published.stderr[-2000:]
+    from tests.helpers import need
+
+    need("npm", bool(shutil.which("npm")), "the asv site's scripts are vendored from npm")
+    # as a user types it: asv publish, with the CDN scripts vendored so the page opens offline
+    published = subprocess.run([sys.executable, "-m", "harness", "asv", "publish", "--offline"], cwd=repo, env=env,
+                               capture_output=True, text=True, timeout=600)
+    assert published.returncode == 0, published.stdout[-2000:] + published.stderr[-2000:]
     site = repo / ".asv" / "html"
-    assert (site / "index.html").exists()
+    assert published.stdout.strip().endswith(str(site / "index.html")), published.stdout
+    assert (site / "vendor" / "jquery-3.3.1.min.js").exists() and (site / "vendor" / "bootstrap.min.css").exists()
     _offline_site_renders(site)
 
 
 def _offline_site_renders(site: Path) -> None:
-    """Vendor the CDN scripts, then let headless Chromium (which has no internet here) render it."""
+    """Headless Chromium (which has no internet here) renders the vendored site."""
     import re
     import threading
     from functools import partial
     from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 
-    from harness.present import asvsite
     from tests.test_see_why import dump_dom
 
-    if not shutil.which("npm"):
-        if os.environ.get("CI"):
-            pytest.fail("npm is needed to vendor the asv site's scripts")
-        pytest.skip("npm not installed")
-    written = asvsite.vendor(site)
-    assert "jquery-3.3.1.min.js" in written and "bootstrap.min.css" in written
     index = (site / "index.html").read_text()
     assert not re.search(r'(src|href)="https://[^"]+\.(js|css)"', index)
     class Quiet(SimpleHTTPRequestHandler):
@@ -133,8 +132,10 @@ def _asv_grid(repo: Path, sha: str, benchmark: str) -> dict:
 
 @pytest.mark.stack
 def test_asv_backfill_measures_each_commit_with_its_own_code(tmp_path, runtime_dir):
-    """Two commits, the second drops select_related: asv must record 1+n queries for the first and
-    1+2n for the second - only possible if each commit's own scenario code ran."""
+    """Two commits, the second drops select_related (and, as a careless change would, updates the
+    expected query count so the check still passes: asv charts only verified runs): asv must record
+    1+n queries for the first and 1+2n for the second - only possible if each commit's own scenario
+    code ran."""
     _require_asv()
     repo = tmp_path / "repo"
     _clone_with_working_tree(repo)
@@ -142,17 +143,26 @@ def test_asv_backfill_measures_each_commit_with_its_own_code(tmp_path, runtime_d
     source = repo / "scenarios" / "n_plus_one.py"
     text = source.read_text()
     assert 'Book.objects.select_related("publisher").order_by("id")[:n]]' in text
-    source.write_text(text.replace('Book.objects.select_related("publisher").order_by("id")[:n]]',
-                                   'Book.objects.order_by("id")[:n]]', 1))
+    changed = text.replace('Book.objects.select_related("publisher").order_by("id")[:n]]',
+                           'Book.objects.order_by("id")[:n]]', 1)
+    assert '"select_related": (select_related, lambda n: 1 + n, False)' in changed
+    source.write_text(changed.replace('"select_related": (select_related, lambda n: 1 + n, False)',
+                                      '"select_related": (select_related, lambda n: 1 + 2 * n, False)'))
     second = _commit(repo, "drop select_related (a regression)")
+    # a third commit breaks a check outright: a fast wrong answer never becomes a point on the chart
+    source.write_text(source.read_text().replace('"values_agg": (values_agg, lambda n: 1, True)',
+                                                 '"values_agg": (values_agg, lambda n: 2, True)'))
+    third = _commit(repo, "expect two queries from values_agg (a check that fails)")
     env = {**os.environ, "LABS_RUNTIME_DIR": runtime_dir, "PYTHONPATH": str(repo)}
     env.pop("LABS_ASV_SOURCE", None)
-    argv = [sys.executable, "-m", "harness", "asv", "backfill", "HEAD~2..HEAD", "--scenario", "n_plus_one",
+    argv = [sys.executable, "-m", "harness", "asv", "backfill", "HEAD~3..HEAD", "--scenario", "n_plus_one",
             "--param", "books=3,6", "--param", "catalog=30", "--machine", "ci-test"]
     done = subprocess.run(argv, cwd=repo, env=env, capture_output=True, text=True, timeout=900)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert done.returncode == 1, done.stdout[-3000:] + done.stderr[-3000:]  # one commit failed
     assert "Traceback" not in done.stdout + done.stderr
-    assert done.stdout.count("recorded") == 2, done.stdout
+    assert done.stdout.count("recorded") == 2 and f"failed {third[:8]}" in done.stdout, done.stdout
+    assert not list((repo / ".asv" / "results" / "ci-test").glob(f"{third[:8]}-*.json")) or \
+        all(v is None for v in _asv_grid(repo, third, "track_queries").values())
     before, after = _asv_grid(repo, first, "track_queries"), _asv_grid(repo, second, "track_queries")
     assert before[("books=3", "select_related")] == 1 + 3 and before[("books=6", "select_related")] == 1 + 6
     assert after[("books=3", "select_related")] == 1 + 2 * 3 and after[("books=6", "select_related")] == 1 + 2 * 6
@@ -166,11 +176,13 @@ def test_asv_backfill_measures_each_commit_with_its_own_code(tmp_path, runtime_d
         "branch-main/machine-ci-test/*/labs_suite.Scenario_n_plus_one.track_queries.json")
     points = sorted(json.loads(graph.read_text()))
     column = list(before).index(("books=3", "select_related"))
-    assert [values[column] for _, values in points] == [4, 7]
+    charted = [values[column] for _, values in points if values and values[column] is not None]
+    assert charted == [4, 7]  # the failed commit is no point on the chart
     # no worktree is left behind, and a second pass skips what asv already holds
     worktrees = subprocess.run(["git", "worktree", "list"], cwd=repo, capture_output=True, text=True).stdout
     assert len(worktrees.strip().splitlines()) == 1, worktrees
-    again = subprocess.run(argv, cwd=repo, env=env, capture_output=True, text=True, timeout=300)
+    again = subprocess.run(argv[:5] + ["HEAD~3..HEAD~1"] + argv[6:], cwd=repo, env=env, capture_output=True,
+                           text=True, timeout=300)
     assert again.returncode == 0 and again.stdout.count("skipped") == 2, again.stdout[-2000:]
 
 

@@ -38,6 +38,7 @@ def test_ci_without_then_with_a_baseline(tmp_path, runtime_dir):
         for v in case["variants"].values():
             v["samples_s"] = [x / 2 for x in v["samples_s"]]
             v["median_s"] /= 2
+            v["process_medians_s"] = [x / 2 for x in v["process_medians_s"]]
     base_file.write_text(json.dumps(doc))
     second = _labs("ci", "--scenario", "n_plus_one", "--results-dir", str(results), "--out-dir", str(out))
     assert second.returncode == 1, second.stderr[-3000:]

@@ -208,7 +208,7 @@ def test_two_runs_at_once_do_not_collide(tmp_path, runtime_dir):
 BAD_INPUTS = [
     (["run"], 2, "Missing argument"),
     (["run", "nplusone"], 2, "did you mean n_plus_one"),
-    (["run", "all", "--profile", "nightly"], 2, "unknown profile"),
+    (["run", "all", "--profile", "nighty"], 2, "did you mean nightly"),
     (["run", "caching", "--variants", "cache-aside"], 2, "did you mean cache_aside"),
     (["run", "caching", "--stack", "k8s"], 2, "unknown stack"),
     (["run", "caching", "--seed", "abc"], 2, "seed"),
@@ -336,8 +336,9 @@ def test_disk_full_keeps_previous_results(tmp_path, monkeypatch):
 def test_generated_configs_are_local_only(runtime_dir):
     from harness.stack.pgbouncer import PgBouncer, binary
 
-    if binary() is None:
-        pytest.skip("pgbouncer not installed")
+    from tests.helpers import need
+
+    need("pgbouncer", binary() is not None, "apt-get install pgbouncer")
     from harness.stack import embedded
 
     workdir = embedded.runtime_dir() / "pgb-config-test"

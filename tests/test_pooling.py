@@ -18,8 +18,9 @@ PARAMS = {"users": "4", "burst_s": "0.6", "warmup_s": "0.2", "rounds": "1", "wor
 
 @pytest.fixture(scope="module")
 def result(stack, tiny_budget):
-    if pgbouncer.binary() is None:
-        pytest.skip("pgbouncer not installed (.ci/run installs it)")
+    from tests.helpers import need
+
+    need("pgbouncer", pgbouncer.binary() is not None, "apt-get install pgbouncer; .ci/run installs it")
     return run_scenario(registry.get("pooling"), RunOptions(("pooling",), params=PARAMS, budget=tiny_budget), stack)
 
 
@@ -35,7 +36,7 @@ def test_connection_counts_follow_each_design(result):
     assert v["django_pool"]["server_conns"] <= 2  # max_size per process, 1 process
     assert v["pgbouncer_transaction"]["server_conns"] <= 2  # the PgBouncer pool size
     for name, m in v.items():
-        assert m["failures"] == 0 and m["requests"] if "requests" in m else True, name
+        assert m["failures"] == 0 and m["requests"] > 0, (name, m)
 
 
 def test_crowd_errors_by_kind(result):
@@ -43,7 +44,8 @@ def test_crowd_errors_by_kind(result):
     m = {n: x.metrics for n, x in crowd.variants.items()}
     assert m["no_pool"]["error_kinds"].get("too many connections", 0) > 0
     assert m["pgbouncer_transaction"]["errors"] == 0
-    assert set(m["django_pool"]["error_kinds"]) <= {"PoolTimeout"}
+    # the pool is smaller than the crowd and its timeout shorter than the queue: it times out, and only that
+    assert set(m["django_pool"]["error_kinds"]) == {"PoolTimeout"}, m["django_pool"]
 
 
 def test_transaction_mode_needs_prepare_threshold_none(result):

@@ -26,8 +26,9 @@ def test_export_layout_is_read_by_pytest_benchmark(tmp_path):
     path = tmp_path / "0001_export.json"
     path.write_text(json.dumps(data))
     exe = shutil.which("pytest-benchmark")
-    if exe is None:
-        pytest.skip("pytest-benchmark not installed")
+    from tests.helpers import need
+
+    need("pytest-benchmark", exe is not None, "pip install -e '.[test]'")
     done = subprocess.run([exe, "compare", str(path)], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert "naive[books=10]" in done.stdout
@@ -46,3 +47,33 @@ def test_scenarios_run_inside_pytest_benchmark(tmp_path, runtime_dir):
     assert len(benches) == 10  # 2 cases × 5 variants
     naive3 = next(b for b in benches if b["extra_info"]["variant"] == "naive" and b["extra_info"]["case"] == "books=3")
     assert naive3["extra_info"]["counters"]["queries"] == 7
+
+
+WRONG = '''from harness.scenario import Case, Scenario, Variant, same_result_as
+
+SCENARIO = Scenario(
+    name="wrongish", title="one right, one wrong", requires=frozenset({"postgres"}),
+    profiles={"quick": {}, "full": {}},
+    cases=lambda p: [Case("c", {}, "right", (Variant("right", lambda ctx: lambda: [1, 2, 3]),
+                                             Variant("wrong", lambda ctx: lambda: [1, 2, 4]),
+                                             Variant("also_right", lambda ctx: lambda: [1, 2, 3])),
+                          (same_result_as("wrong", "right"), same_result_as("also_right", "right")))],
+)
+'''
+
+
+@pytest.mark.stack
+def test_pytest_benchmark_refuses_to_time_a_wrong_variant(tmp_path, runtime_dir):
+    (tmp_path / "perf").mkdir()
+    (tmp_path / "perf" / "wrongish.py").write_text(WRONG)
+    (tmp_path / "labs.toml").write_text('scenario_paths = ["perf"]\n')
+    out = tmp_path / "bench.json"
+    env = {**os.environ, "LABS_BENCH_SCENARIOS": "wrongish", "LABS_BENCH_ROUNDS": "3", "LABS_RUNTIME_DIR": runtime_dir}
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--benchmark-only",
+                           f"--benchmark-json={out}", "--pyargs", "harness.integrations.pytest_benchmark"],
+                          capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
+    assert done.returncode == 1, done.stdout[-3000:]
+    assert "1 failed, 2 passed" in done.stdout, done.stdout[-3000:]
+    assert "same result as right" in done.stdout and "unit 0: $[2]: 4 != 3" in done.stdout
+    timed = {b["extra_info"]["variant"] for b in json.loads(out.read_text())["benchmarks"]}
+    assert timed == {"right", "also_right"}  # the wrong variant was never timed

@@ -13,6 +13,20 @@ from harness.errors import EXIT_CHECK_FAILED, EXIT_OK, Interrupted, unknown
 COLOURS = {"recorded": "green", "skipped": "dim", "failed": "red"}
 
 
+def asv_init_cmd() -> None:
+    """asv for this repository: asv.conf.json and benchmarks/perflab_suite.py (kept if present)."""
+    from harness.present import asvsite
+    from harness.project import envinfo
+
+    root = envinfo.project_root()
+    written = asvsite.init(root)
+    for path in written:
+        out.print(f"wrote {path}")
+    if not written:
+        out.print(f"asv is set up in {root} already")
+    out.print("[dim]next: asv machine --yes --machine NAME && labs asv backfill HEAD~5..HEAD[/dim]")
+
+
 def asv_publish_cmd(
     offline: Annotated[bool, typer.Option("--offline", help="Vendor the page's CDN scripts (from npm) so it opens offline.")] = False,
 ) -> None:
@@ -20,7 +34,7 @@ def asv_publish_cmd(
     from harness.present import asvsite
     from harness.project import envinfo
 
-    out.print(str(asvsite.publish(envinfo.REPO_ROOT, offline)))
+    out.print(str(asvsite.publish(envinfo.project_root(), offline)))
 
 
 def asv_backfill_cmd(
@@ -61,7 +75,7 @@ def asv_backfill_cmd(
                     err.print(f"[{colour}]{row.status:>8}[/{colour}] {commit.sha[:8]} {commit.subject[:60]}"
                               + (f"  ({row.seconds:.0f} s)" if row.seconds else ""), highlight=False)
 
-            rows = asvsite.backfill(envinfo.REPO_ROOT, commits, every=every, limit=max_commits, machine=machine,
+            rows = asvsite.backfill(envinfo.project_root(), commits, every=every, limit=max_commits, machine=machine,
                                     scenarios=names, profile=profile, params=params, rerun=rerun, on_commit=show)
     except KeyboardInterrupt:
         raise Interrupted("the commit being measured was stopped; the ones before it are recorded.") from None
@@ -79,6 +93,7 @@ def asv_backfill_cmd(
 
 def register(app: typer.Typer) -> None:
     asv = typer.Typer(help="asv history: record a range of commits, publish the site.", no_args_is_help=True)
+    asv.command("init")(asv_init_cmd)
     asv.command("publish")(asv_publish_cmd)
     asv.command("backfill")(asv_backfill_cmd)
     app.add_typer(asv, name="asv")

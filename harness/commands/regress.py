@@ -93,22 +93,55 @@ def baseline_list(results_dir: ResultsDir = Path("results")) -> None:
 
 
 def history_cmd(
-    scenario: Annotated[str, typer.Argument(help="Scenario name.")],
+    scenario: Annotated[Optional[str], typer.Argument(help="Scenario name (omit with --all).")] = None,
     metric: Annotated[str, typer.Option(help="time, ratio, or a counter (queries, cache_hits...).")] = "time",
     case: Annotated[Optional[str], typer.Option(help="Only this case (e.g. books=200).")] = None,
     variant: Annotated[Optional[str], typer.Option(help="Only this variant.")] = None,
+    everything: Annotated[bool, typer.Option("--all", help="One HTML dashboard of every scenario's history.")] = False,
     results_dir: ResultsDir = Path("results"),
     out_dir: Annotated[Optional[Path], typer.Option(help="Where the PNG and HTML go (default: RESULTS_DIR/history).")] = None,
 ) -> None:
-    """Chart a metric across stored runs in commit order (PNG + HTML), regressions ringed in red."""
+    """Stored runs in commit order: a metric charted (regressions ringed), and every row's change points
+    and drifts — with --all, one self-contained dashboard of the whole history."""
     from harness.project import registry
     from harness.results import history as hist
+    from harness.results import trends
 
+    target = out_dir or results_dir / "history"
+    if everything:
+        page, items = hist.dashboard(results_dir, target)
+        _print_findings(items)
+        out.print(f"{len(items)} change point(s) and drift(s)\n{page}")
+        return
+    if scenario is None:
+        raise UsageError("name a scenario, or --all for every one", hint="labs history n_plus_one --metric ratio")
     registry.get(scenario)
-    h = hist.build(scenario, metric, hist.collect(scenario, results_dir), case, variant)
-    png, page = hist.write(h, out_dir or results_dir / "history")
+    runs = hist.by_scenario(hist.collect(scenario, results_dir)).get(scenario, [])
+    h = hist.build(scenario, metric, runs, case, variant)
+    png, page = hist.write(h, target)
+    items = [f for f in trends.findings(runs) if (case is None or f.case == case) and
+             (variant is None or f.variant == variant)]
+    _print_findings(items)
     flagged = sum(sum(m) for m in h.marks.values())
-    out.print(f"{len(h.labels)} runs, {len(h.series)} series, {flagged} regression point(s)\n{png}\n{page}")
+    out.print(f"{len(h.labels)} runs, {len(h.series)} series, {flagged} regression point(s), "
+              f"{len(items)} change point(s) and drift(s)\n{png}\n{page}")
+
+
+def _print_findings(items) -> None:
+    if not items:
+        return
+    from rich.table import Table
+
+    table = Table(title="change points and drifts", title_justify="left")
+    for col in ("scenario", "row", "", "commits", "change [95% CI]", "p", "runs", "dependencies"):
+        table.add_column(col)
+    for f in items:
+        change = f"{(f.change - 1) * 100:+.1f}%" + (f" [{(f.ci95[0] - 1) * 100:+.1f}%, {(f.ci95[1] - 1) * 100:+.1f}%]"
+                                                   if f.ci95 and f.kind == "step" and f.p else "")
+        table.add_row(f.scenario, f.row, f"[{'red' if f.worse else 'green'}]{f.kind}[/]", f.commits, change,
+                      f"{f.p:.2g}", f"{f.support[0]}+{f.support[1]}" if f.kind == "step" else f"{f.support[0]}",
+                      "; ".join(f.dependencies) or "—")
+    out.print(table)
 
 
 def ci_cmd(

@@ -45,8 +45,8 @@ def stack_up(stack: StackOpt = "embedded") -> None:
 
     _check_kind(stack)
     if stack == "docker":
-        with err.status("docker compose up -d --wait…"):
-            urls = docker.up()
+        with err.status("docker compose up -d --wait (data services and the lab app)…"):
+            urls = docker.up(with_app=True)
         _print_urls("docker stack", urls)
         return
     with err.status("starting the embedded stack…"):

@@ -1,6 +1,7 @@
 """labs workshop list · start · hint · solution · reset · makemigrations, labs check N."""
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -36,12 +37,22 @@ def workshop_list() -> None:
     out.print("[dim]start with: labs workshop start 1[/dim]")
 
 
+def workshop_init(
+    directory: Annotated[Path, typer.Argument(help="A new (or empty) folder for your exercises.")] = Path("perflab-workshop"),
+) -> None:
+    """Copy the exercises into a folder you own (your editor opens it, git can track it)."""
+    from harness.workshop import exercises as ws
+
+    workspace = ws.init(directory)
+    out.print(f"the workshop is in {workspace.root}\n[dim]next: cd {directory} && labs workshop start 1[/dim]")
+
+
 def workshop_start(number: Number) -> None:
     """What to do, where the code is, and the budget to meet."""
     from harness.workshop import exercises as ws
 
-    ex, entry, brief = ws.start(number)
-    files = "\n".join(f"  labs/workshop/{f}" for f in ex.files)
+    ex, entry, brief, paths = ws.start(number)
+    files = "\n".join(f"  {p}" for p in paths)
     out.print(f"[bold]Exercise {ex.number}: {ex.title}[/bold]\n\nEdit:\n{files}\n\n[bold]Goal:[/bold] {ex.goal}\n")
     out.print(brief, markup=False, highlight=False)
     out.print(f"\n[dim]status: {entry['status']} · check: labs check {number} · stuck: labs workshop hint {number}[/dim]")
@@ -90,7 +101,7 @@ def workshop_reset(number: Number, yes: Yes = False) -> None:
 
 
 def workshop_makemigrations() -> None:
-    """Create the migration for your changes to labs/workshop/models.py (exercise 2)."""
+    """Create the migration for your changes to the exercise-2 models.py."""
     from harness.workshop import exercises as ws
 
     ok, text = ws.makemigrations()
@@ -127,6 +138,7 @@ def check_cmd(number: Number, stack: Annotated[str, typer.Option(help="embedded 
 
 def register(app: typer.Typer) -> None:
     ws = typer.Typer(help="Hands-on exercises: fix slow code, then `labs check N`.", no_args_is_help=True)
+    ws.command("init")(workshop_init)
     ws.command("list")(workshop_list)
     ws.command("start")(workshop_start)
     ws.command("hint")(workshop_hint)

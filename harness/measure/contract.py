@@ -148,6 +148,8 @@ class VariantRun:
     results: Sequence[Any]
     metrics: Mapping[str, Any]
     sql: Sequence[str] = ()
+    statements: Mapping[str, int] = field(default_factory=dict)
+    """Normalized SQL -> times it ran over the pass."""
 
     def per_unit(self, counter: str) -> float:
         return self.counters.get(counter, 0) / self.units if self.units else 0.0

@@ -22,6 +22,8 @@ class QueryCounter:
         self.counters = counters
         self.keep_sql = keep_sql
         self.statements: list[tuple[str, Any]] = []
+        self.shapes: Counter = Counter()
+        """Normalized SQL -> how many times it ran: which statements, not only how many."""
 
     def __call__(self, execute, sql, params, many, context):
         result = execute(sql, params, many, context)
@@ -32,6 +34,7 @@ class QueryCounter:
         if rowcount > 0:
             key = "rows" if getattr(cursor, "description", None) is not None else "rows_written"
             self.counters[key] += rowcount
+        self.shapes[normalize_sql(sql)] += 1
         if self.keep_sql:
             self.statements.append((sql, params))
         return result

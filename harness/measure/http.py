@@ -156,19 +156,42 @@ class Server:
         self.stop()
 
 
+def wrong_world_rows(rows: list[dict]) -> int:
+    """How many {"id", "randomNumber"} rows a server returned do not match the World table: the id
+    does not exist, or its randomNumber differs (a status 200 with wrong data is still wrong)."""
+    from labs.bookstore.models import World
+
+    truth = World.objects.in_bulk([r.get("id") for r in rows if isinstance(r.get("id"), int)])
+    return sum(1 for r in rows if r.get("id") not in truth or truth[r["id"]].random_number != r.get("randomNumber"))
+
+
+def db_answers(url: str, path: str = "/db", requests: int = 5) -> tuple[tuple[int, ...], int, int]:
+    """GET `path` (one World row as JSON) `requests` times: (statuses, rows checked, wrong rows)."""
+    statuses, rows = [], []
+    for _ in range(requests):
+        status, _headers, body = get(url + path, 10)
+        statuses.append(status)
+        if status == 200:
+            rows.append(json.loads(body))
+    return tuple(sorted(set(statuses))), len(rows), wrong_world_rows(rows)
+
+
 def verify(url: str) -> dict:
-    """TechEmpower-style verification of the lab's endpoints: deterministic facts, no timings."""
+    """TechEmpower-style verification of the lab's endpoints: deterministic facts, no timings. Rows
+    are checked against the database, not only for their shape."""
     facts: dict = {}
     status, headers, body = get(url + "/json")
     facts["json"] = (status, headers.get("content-type"), json.loads(body))
     status, headers, body = get(url + "/db")
     doc = json.loads(body)
-    facts["db"] = (status, headers.get("content-type"), sorted(doc), 1 <= doc["id"] <= 10_000)
+    facts["db"] = (status, headers.get("content-type"), sorted(doc), 1 <= doc["id"] <= 10_000,
+                   wrong_world_rows([doc]) == 0)
     for raw, expected in (("", 1), ("0", 1), ("abc", 1), ("5", 5), ("501", 500), ("-3", 1)):
         status, headers, body = get(url + f"/queries?queries={raw}")
         rows = json.loads(body)
         facts[f"queries={raw or 'missing'}"] = (status, len(rows), len(rows) == expected,
-                                                all(sorted(r) == ["id", "randomNumber"] for r in rows))
+                                                all(sorted(r) == ["id", "randomNumber"] for r in rows),
+                                                wrong_world_rows(rows) == 0)
     status, headers, body = get(url + "/fortunes")
     text = body.decode()
     facts["fortunes"] = (status, headers.get("content-type"), text.count("<tr>"),

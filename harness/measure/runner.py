@@ -239,8 +239,20 @@ def finish_result(scenario: Scenario, opts: RunOptions, run_id: str, started: fl
         metrics={**declarations(scenario, out), **(metrics or {})},
     )
     if complete and summarize and scenario.summarize is not None:
-        result = replace(result, lesson=tuple(scenario.summarize(result)))
+        result = replace(result, lesson=lesson(result, scenario.summarize(result)))
     return result
+
+
+def lesson(result: Result, lines: Sequence[str]) -> tuple[str, ...]:
+    """The lesson's sentences — preceded, when a check failed, by which ones: the numbers below are
+    what this run measured, not the result the lesson expects."""
+    failed = [f"{c.variant}: {c.name}" for c in result.checks if not c.ok and not c.skipped]
+    if not failed:
+        return tuple(lines)
+    head = (f"{len(failed)} check(s) FAILED in this run ({'; '.join(failed[:4])}"
+            + (f"; and {len(failed) - 4} more" if len(failed) > 4 else "")
+            + "): the sentences below report what was measured, not what the lesson expects.")
+    return (head, *lines)
 
 
 SERVICE_NAMES = {"postgres": "PostgreSQL", "redis": "Redis/Valkey", "memcached": "memcached", "pgbouncer": "PgBouncer"}
@@ -379,6 +391,7 @@ def _run_case(
     if isinstance(timing, SelfTimed):
         runs = {name: replace(run, metrics={**run.metrics, **contexts[name].metrics}) for name, run in runs.items()}
     outcomes = tuple(check.evaluate(runs) for check in case.checks) if role.counts else ()
+    outcomes = tuple(_keep_outputs(o, c, runs, artifacts, case.name) for o, c in zip(outcomes, case.checks))
 
     variants: dict[str, VariantResult] = {}
     for v in case.variants:
@@ -395,6 +408,7 @@ def _run_case(
             name=v.name, samples_s=tuple(s), loops=loops[v.name], median_s=stats.median(s), iqr_s=stats.iqr(s),
             counters={k: run.per_unit(k) for k in sorted(run.counters)} if run else {},
             metrics=metrics, explain=explains.get(v.name, ()), description=v.description, series=v.series, x=v.x,
+            statements=_statements(run) if run else {},
         )
     base = samples.get(case.baseline)
     result = CaseResult(case.name, dict(case.params), case.baseline, variants, outcomes, len(base) if base else 0,
@@ -403,6 +417,37 @@ def _run_case(
                         charts=tuple(c.to_dict() for c in case.charts),
                         order={"design": "williams", "seed": role.order_seed})
     return with_ratios(result)
+
+
+def _keep_outputs(outcome, check, runs: Mapping[str, VariantRun], artifacts: Path | None, case: str):
+    """A failed check that compares two variants' answers keeps both answers beside the result
+    (results/<run-id>/outputs/<case>/<variant>.json), so the user can diff them whole."""
+    if outcome.ok or outcome.skipped or not check.needs or artifacts is None:
+        return outcome
+    import json
+
+    from harness.results.store import write_text_atomic
+
+    folder = artifacts / "outputs" / _safe(case)
+    written = []
+    for name in (check.variant, *check.needs):
+        if name in runs:
+            path = folder / f"{_safe(name)}.json"
+            write_text_atomic(path, json.dumps(list(runs[name].results), indent=1, default=repr, sort_keys=True))
+            written.append(path)
+    if not written:
+        return outcome
+    return replace(outcome, detail=f"{outcome.detail} (both outputs: {folder})")
+
+
+def _safe(name: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)
+
+
+def _statements(run: VariantRun, keep: int = 25) -> dict[str, float]:
+    """The statements a variant ran, per unit, most frequent first (at most `keep` shapes)."""
+    top = sorted(run.statements.items(), key=lambda kv: (-kv[1], kv[0]))[:keep]
+    return {sql: round(n / run.units, 6) for sql, n in top}
 
 
 def opts_processes(opts: RunOptions) -> int:
@@ -424,7 +469,7 @@ def counting_pass(v: Variant, case: Case, opts: RunOptions, components: frozense
     finally:
         ctx.close()
     run = VariantRun(v.name, case.units, dict(ctx.counters), results, dict(ctx.metrics),
-                     [s for s, _ in qc.statements])
+                     [s for s, _ in qc.statements], dict(qc.shapes))
     return run, list(qc.statements)
 
 

@@ -10,6 +10,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 
+BODY = b'{"upstream": "ok"}'
+"""What every answer carries (the async views report its length, so their answers can be checked)."""
+
 
 async def _handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, delay_s: float) -> None:
     try:
@@ -22,7 +25,7 @@ async def _handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, de
                 if header.lower().startswith(b"connection:") and b"close" in header.lower():
                     close = True
             await asyncio.sleep(delay_s)
-            body = b'{"upstream": "ok"}'
+            body = BODY
             writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
                          + str(len(body)).encode() + (b"\r\nConnection: close" if close else b"")
                          + b"\r\n\r\n" + body)

@@ -106,6 +106,8 @@ def _worker(spec: dict, progress: Callable[[ProgressEvent], None]):
     """Start one worker, send it the spec, yield (kind, payload) messages until it is done."""
     argv = [sys.executable, "-m", "harness.measure.workers"]
     env = {**os.environ, "PYTHONHASHSEED": "random"}  # each process its own hash seed: part of what varies
+    if spec["settings"]:  # a user's scenario: its project's names (even `labs`, `scenarios`) are its own
+        env["LABS_USER_WORKER"] = "1"
     proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=None, text=True,
                             bufsize=1, env=env, preexec_fn=_die_with_parent)
     try:
@@ -203,7 +205,10 @@ def _default(value: Any) -> Any:
 
 
 def main() -> None:
+    from harness.__main__ import drop_cwd_from_path
+
     interrupts.install()
+    drop_cwd_from_path()
     try:
         spec = json.loads(sys.stdin.readline())
         _serve(spec)
@@ -230,6 +235,11 @@ def _serve(spec: dict) -> None:
 
     stack = StackInfo(spec["stack"]["kind"], spec["stack"]["urls"], spec["stack"]["versions"],
                       spec["stack"]["warm"], frozenset(spec["stack"]["startable"]))
+    reg = registry.registry()  # the project's paths go on sys.path (after the lab's packages, unless a user worker)
+    if spec["settings"] and not reg.config.pythonpath:
+        root = str(reg.config.path.parent if reg.config.path else os.getcwd())
+        if root not in sys.path:
+            sys.path.insert(0, root)  # the project's own modules (its settings) import from its root
     djangoenv.setup(stack, spec["settings"], migrate=spec["index"] == 0)
     scenario = registry.get(spec["scenario"])
     opts = _opts(spec["opts"])

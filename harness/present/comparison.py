@@ -7,7 +7,7 @@ from dataclasses import asdict
 from harness.results.compare import TIMING, Comparison, Row
 
 DETAILED = {"incomparable", "failing", "unconfirmed", "vanished", "missing", "incomplete", "changed", "slower",
-            "faster"}
+            "faster", "worse", "better"}
 """Verdicts whose detail (why, and on what noise) is printed beside them."""
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import urllib.parse
 from collections.abc import Iterator
 
 from harness.errors import StackError
@@ -52,6 +53,23 @@ def setup(stack: StackInfo, user_settings: str | None = None, migrate: bool = Tr
     if migrate:  # a worker process after the first finds the schema migrated already
         call_command("migrate", verbosity=0, interactive=False)
     _configured_for = key
+
+
+def database_from_url(url: str) -> dict:
+    parts = urllib.parse.urlsplit(url)
+    query = dict(urllib.parse.parse_qsl(parts.query))
+    options = {k: v for k, v in query.items() if k in {"sslmode", "application_name", "connect_timeout"}}
+    return {
+        "ENGINE": "django.db.backends.postgresql",
+        "NAME": urllib.parse.unquote(parts.path.lstrip("/")) or "perflab",
+        "USER": urllib.parse.unquote(parts.username or ""),
+        "PASSWORD": urllib.parse.unquote(parts.password or ""),
+        "HOST": parts.hostname or "127.0.0.1",
+        "PORT": str(parts.port or 5432),
+        "CONN_MAX_AGE": int(os.environ.get("LABS_CONN_MAX_AGE", "60")),
+        "CONN_HEALTH_CHECKS": True,
+        "OPTIONS": options,
+    }
 
 
 def user_database_url(base: str, user_settings: str) -> str:

@@ -8,10 +8,21 @@ import sys
 from pathlib import Path
 from typing import Any
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+def project_root(start: Path | None = None) -> Path:
+    """The repository being measured: the git work tree of the current directory (the user's
+    project, or the lab's own clone), else the directory itself. Results, history and asv belong
+    to it — never to wherever the lab happens to be installed."""
+    here = (start or Path.cwd()).resolve()
+    try:
+        top = subprocess.run(["git", "rev-parse", "--show-toplevel"], cwd=here, capture_output=True, text=True,
+                             timeout=5).stdout.strip()
+    except (OSError, subprocess.TimeoutExpired):
+        top = ""
+    return Path(top) if top else here
 
 
-def git_state(root: Path = REPO_ROOT) -> dict[str, Any]:
+def git_state(root: Path | None = None) -> dict[str, Any]:
+    root = root or project_root()
     try:
         sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
                              timeout=5).stdout.strip()
@@ -32,9 +43,25 @@ def cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
+def packages() -> list[str]:
+    """Every installed distribution as name==version, sorted: what the run measured with."""
+    import importlib.metadata
+
+    seen = {}
+    for dist in importlib.metadata.distributions():
+        name = (dist.metadata["Name"] or "").lower()
+        if name and name not in seen:
+            seen[name] = dist.version
+    return [f"{name}=={version}" for name, version in sorted(seen.items())]
+
+
 def collect(stack_description: dict[str, Any]) -> dict[str, Any]:
+    import hashlib
+
     import django
 
+    installed = packages()
+    cpus = os.cpu_count()
     return {
         **git_state(),
         "python": platform.python_version(),
@@ -42,8 +69,11 @@ def collect(stack_description: dict[str, Any]) -> dict[str, Any]:
         "gil_enabled": bool(getattr(sys, "_is_gil_enabled", lambda: True)()),
         "django": django.get_version(),
         "stack": stack_description,
-        "cpus": os.cpu_count(),
+        "cpus": cpus,
         "cpu_model": cpu_model(),
+        "machine_class": os.environ.get("LABS_MACHINE_CLASS") or f"{cpus} cpu · {cpu_model()}",
+        "packages": installed,
+        "packages_hash": hashlib.sha256("\n".join(installed).encode()).hexdigest()[:16],
         "machine": f"{platform.system()} {platform.release()} {platform.machine()}",
         "hostname": platform.node(),
     }

@@ -175,9 +175,21 @@ def _check(module, name: str, origin: str) -> Scenario:
     return scenario
 
 
+LAB_PACKAGES = ("labs", "scenarios")
+"""The lab's own top-level packages. Names a user's project may use too (its Django project called
+`labs`, an app called `scenarios`): the lab's are imported before the project's paths go first on
+sys.path, so built-ins keep working beside them; a worker process measuring the user's scenario
+sets LABS_USER_WORKER and never imports them, so there the names are the user's."""
+
+
 @lru_cache(maxsize=8)
 def _discover(cwd: str) -> Registry:
+    import os
+
     reg = Registry(config=find_config(Path(cwd)))
+    if not os.environ.get("LABS_USER_WORKER"):
+        for name in LAB_PACKAGES:
+            importlib.import_module(name)
     for p in reg.config.pythonpath:
         if str(p) not in sys.path:
             sys.path.insert(0, str(p))

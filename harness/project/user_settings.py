@@ -10,8 +10,7 @@ from __future__ import annotations
 import importlib
 import os
 
-from harness.project.djangoenv import user_database_url
-from labs.settings import database_from_url
+from harness.project.djangoenv import database_from_url, user_database_url
 
 _user = importlib.import_module(os.environ["LABS_USER_SETTINGS"])
 globals().update({k: v for k, v in vars(_user).items() if k.isupper()})

@@ -150,7 +150,9 @@ def _newest_per_scenario(results: Iterable[Result]) -> list[Result]:
 def load_history(results_dir: Path, new: Sequence[Result], window: int = HISTORY_WINDOW) -> list[Result]:
     """Stored complete runs of the new runs' scenarios (same profile, same machine), before them:
     the last `window` of each. They tell how much each row moves from run to run."""
-    wanted = {(r.scenario, r.profile, tuple(r.env.get(k) for k in MACHINE_KEYS)): r.run_id for r in new}
+    from harness.results.trends import machine_class
+
+    wanted = {(r.scenario, r.profile, machine_class(r)): r.run_id for r in new}
     skip = {r.run_id for r in new}
     found: dict[tuple, list[Result]] = {}
     for path in store.list_runs(results_dir):
@@ -158,7 +160,7 @@ def load_history(results_dir: Path, new: Sequence[Result], window: int = HISTORY
             r = store.load(path)
         except UsageError:
             continue  # a broken file is not history
-        key = (r.scenario, r.profile, tuple(r.env.get(k) for k in MACHINE_KEYS))
+        key = (r.scenario, r.profile, machine_class(r))
         if key in wanted and r.complete and r.run_id not in skip and r.run_id < wanted[key]:
             found.setdefault(key, []).append(r)
     return [r for runs in found.values() for r in sorted(runs, key=lambda x: x.run_id)[-window:]]
@@ -235,6 +237,9 @@ def compare(base_label: str, base: list[Result], new_label: str, new: list[Resul
                             detail=f"profile {old.profile} vs {result.profile}"))
             continue
         machine = [k for k in MACHINE_KEYS if old.env.get(k) != result.env.get(k)]
+        if old.env.get("machine_class") and result.env.get("machine_class") and \
+                old.env["machine_class"] != result.env["machine_class"]:
+            machine.append("machine class")  # LABS_MACHINE_CLASS: CI runners of another kind
         if machine:
             notes.append(f"{result.scenario}: measured on another machine ({', '.join(machine)} differ): timings are "
                          "incomparable; counters and checks are still compared exactly")
@@ -378,7 +383,10 @@ def _exact_rows(scenario: str, prev: CaseResult, case: CaseResult, declared: tup
         for key in sorted(set(old.counters) | set(v.counters)):
             m = metric(key, counter=True)
             if m.kind == "exact":
-                rows.append(_exact(scenario, case.name, name, m, old.counters.get(key, 0.0), v.counters.get(key, 0.0)))
+                row = _exact(scenario, case.name, name, m, old.counters.get(key, 0.0), v.counters.get(key, 0.0))
+                if key == "queries" and row.verdict in {"worse", "better"}:
+                    row = replace(row, detail=statement_changes(old.statements, v.statements) or row.detail)
+                rows.append(row)
         for key in sorted(set(old.metrics) | set(v.metrics)):
             m = metric(key, counter=False)
             if m.kind == "exact":
@@ -415,6 +423,14 @@ def _exact(scenario: str, case: str, variant: str, m, old, new) -> Row:
     worse = (new < old) if m.better == "higher" else (new > old)
     return Row(scenario, case, variant, key, old, new, new - old, verdict="worse" if worse else "better",
                detail="counters compare exactly" + (f" (tolerance ±{m.tolerance:.0%})" if m.tolerance else ""))
+
+
+def statement_changes(before: dict[str, float], after: dict[str, float], limit: int = 3) -> str:
+    """Which statements ran more (or less) often per unit: the query a regression added, named."""
+    moved = sorted(((after.get(s, 0.0) - before.get(s, 0.0), s) for s in set(before) | set(after)),
+                   key=lambda x: -abs(x[0]))
+    moved = [(d, s) for d, s in moved if abs(d) > 1e-9][:limit]
+    return "; ".join(f"{d:+g} × {s[:160]}" for d, s in moved)
 
 
 def _num(value):

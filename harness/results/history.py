@@ -1,4 +1,5 @@
-"""A metric across stored runs of one scenario, in commit order, with regressions marked."""
+"""A metric across stored runs of one scenario, in commit order, with regressions marked; and the
+stored runs of a project read as series (one machine class), for change points and the dashboard."""
 from __future__ import annotations
 
 import subprocess
@@ -26,7 +27,8 @@ class History:
     """series name -> per run: did this point regress against the previous run?"""
 
 
-def commit_order(root: Path = envinfo.REPO_ROOT) -> dict[str, int]:
+def commit_order(root: Path | None = None) -> dict[str, int]:
+    root = root or envinfo.project_root()
     try:
         out = subprocess.run(["git", "rev-list", "--topo-order", "--reverse", "HEAD"], cwd=root,
                              capture_output=True, text=True, timeout=10).stdout.split()
@@ -35,8 +37,12 @@ def commit_order(root: Path = envinfo.REPO_ROOT) -> dict[str, int]:
     return {sha: i for i, sha in enumerate(out)}
 
 
-def collect(scenario: str, results_dir: Path) -> list[Result]:
-    """Complete runs of `scenario` (results dir and its baselines), commit order then time."""
+def collect(scenario: str | None, results_dir: Path, machine_class: str | None = None) -> list[Result]:
+    """Complete runs of `scenario` (None: every scenario) from the results dir and its baselines,
+    commit order then time; with `machine_class`, only runs of that class (another kind of machine
+    is another series, never mixed in)."""
+    from harness.results.trends import machine_class as class_of
+
     paths = store.list_runs(results_dir)
     base_root = results_dir / "baselines"
     if base_root.is_dir():
@@ -44,13 +50,45 @@ def collect(scenario: str, results_dir: Path) -> list[Result]:
             paths += store.list_runs(d)
     seen, runs = set(), []
     for p in paths:
-        r = store.load(p)
-        if r.scenario == scenario and r.complete and r.run_id not in seen:
+        try:
+            r = store.load(p)
+        except UsageError:
+            continue  # a broken file is not history
+        if (scenario is None or r.scenario == scenario) and r.complete and r.run_id not in seen \
+                and (machine_class is None or class_of(r) == machine_class):
             seen.add(r.run_id)
             runs.append(r)
     order = commit_order()
     runs.sort(key=lambda r: (order.get(r.env.get("git_sha") or "", len(order)), r.started_at))
     return runs
+
+
+def by_scenario(runs: Sequence[Result]) -> dict[str, list[Result]]:
+    """Runs grouped by scenario, each group restricted to the machine class of its newest run."""
+    from harness.results.trends import machine_class
+
+    groups: dict[str, list[Result]] = {}
+    for r in runs:
+        groups.setdefault(r.scenario, []).append(r)
+    out = {}
+    for name, group in groups.items():
+        newest = max(group, key=lambda r: r.started_at)
+        out[name] = [r for r in group if machine_class(r) == machine_class(newest)]
+    return out
+
+
+def dashboard(results_dir: Path, out_dir: Path) -> tuple[Path, list]:
+    """The history dashboard of every scenario with stored runs: (page, findings)."""
+    from harness.present import dashboard as dash
+    from harness.results import trends
+
+    groups = by_scenario(collect(None, results_dir))
+    if not groups:
+        raise UsageError(f"no complete runs in {results_dir}/ to make a history of", hint="labs run n_plus_one")
+    items = [f for runs in groups.values() for f in trends.findings(runs)]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    page = store.write_text_atomic(out_dir / "index.html", dash.page(groups, items, envinfo.project_root()))
+    return page, items
 
 
 def build(scenario: str, metric: str, runs: Sequence[Result], case: str | None = None,

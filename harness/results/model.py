@@ -53,6 +53,9 @@ class VariantResult:
     """Each process's own estimate of `ratio` (its case statistic over its rounds)."""
     process_medians_s: tuple[float, ...] = ()
     """Each process's median time per unit."""
+    statements: dict[str, float] = field(default_factory=dict)
+    """The SQL the variant ran (normalized: literals folded) -> times per unit, most frequent first:
+    when `queries` grows, which statement is new."""
 
     def by_process(self) -> list[tuple[float, ...]]:
         """samples_s split back into the processes that measured them."""

@@ -10,8 +10,8 @@ Format history (the schema number is not the package version):
   3 — repeats in worker processes: top-level `processes` and `gc`; per case `processes` and
       `order` (the round design); per variant `groups` (samples per process), `process_ratios`,
       `process_medians_s`, and the interval's real coverage and method (`ratio_ci_level`,
-      `ratio_ci_method`). A schema-2 file is one process whose interval was a percentile bootstrap
-      labelled 95 %.
+      `ratio_ci_method`), and `statements` (normalized SQL -> per unit). A schema-2 file is one
+      process whose interval was a percentile bootstrap labelled 95 %.
 Loading an older schema goes through `_upgrade_to_N` functions, one per bump; a newer schema
 than this code knows is refused with a clear message (never guessed).
 """
@@ -144,6 +144,7 @@ def _upgrade_to_3(data: dict[str, Any]) -> dict[str, Any]:
             v.setdefault("ratio_ci_level", 0.95 if v.get("ratio_ci95") else None)
             v.setdefault("ratio_ci_method", f"percentile bootstrap of {len(samples)} rounds (schema 2)"
                          if v.get("ratio_ci95") else "")
+            v.setdefault("statements", {})
     return data
 
 
@@ -166,6 +167,7 @@ def save(result: Result, directory: Path = DEFAULT_DIR) -> Path:
             fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())
+        _default_mode(tmp)
         os.replace(tmp, path)
     except OSError as exc:
         Path(tmp).unlink(missing_ok=True)
@@ -186,11 +188,19 @@ def write_text_atomic(path: Path, text: str) -> Path:
             fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())
+        _default_mode(tmp)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def _default_mode(path: str) -> None:
+    """mkstemp makes files 0600; a result is an ordinary file: the mode the umask gives new files."""
+    mask = os.umask(0)
+    os.umask(mask)
+    os.chmod(path, 0o666 & ~mask)
 
 
 def _json_default(value: Any) -> Any:

@@ -28,7 +28,10 @@ ENV_VARS = {
 
 INSTALL_HINTS = {
     "memcached": "install memcached (apt-get install memcached / brew install memcached)",
-    "pgbouncer": "install pgbouncer (apt-get install pgbouncer / brew install pgbouncer)",
+    "pgbouncer": "install pgbouncer (apt-get install pgbouncer / brew install pgbouncer), or give the stack "
+                 "one (PGBOUNCER_URL, transaction mode)",
+    "pgbouncer_local": "install pgbouncer (apt-get install pgbouncer / brew install pgbouncer): session mode "
+                       "and the crowd over a connection limit need a PgBouncer the lab configures itself",
 }
 
 
@@ -200,7 +203,7 @@ def provider(name: str):
 def startable() -> frozenset[str]:
     from harness.stack import pgbouncer
 
-    return frozenset({"pgbouncer"} if pgbouncer.binary() is not None else set())
+    return frozenset({"pgbouncer", "pgbouncer_local"} if pgbouncer.binary() is not None else set())
 
 
 def _info(stack: embedded.EmbeddedStack, warm: bool) -> StackInfo:

@@ -1,4 +1,9 @@
-"""The docker stack: `docker compose up -d --wait` on docker-compose.yml, ports read back.
+"""The docker stack: `docker compose up -d --wait` on the lab's compose definition, ports read back.
+
+The definition is package data (harness/infra/docker-compose.yml). Run from a source tree, compose
+builds the app image from it; run from an installed wheel, the lab first lays its packages out in
+./.perflab/docker/ (the same layout), so the build has its sources. Settings come from the
+environment and ./.env of the current directory (POSTGRES_PASSWORD, fixed ports).
 
 Containers publish on 127.0.0.1 with ports Docker picks (or fixed ones from .env); we ask
 `docker compose port` where each service landed and build URLs from that. `labs stack down
@@ -6,6 +11,7 @@ Containers publish on 127.0.0.1 with ports Docker picks (or fixed ones from .env
 """
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -14,8 +20,9 @@ from pathlib import Path
 
 from harness.errors import StackError
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-COMPOSE_FILE = REPO_ROOT / "docker-compose.yml"
+PACKAGE_ROOT = Path(__file__).resolve().parents[2]
+"""Where the lab's packages live: a source tree (with pyproject.toml) or site-packages."""
+COMPOSE = Path("harness") / "infra" / "docker-compose.yml"
 SERVICES = {"postgres": 5432, "redis": 6379, "memcached": 11211, "pgbouncer": 6432}
 NO_ENGINE_HINT = "start Docker (or use the embedded stack, which needs none: drop --stack docker)"
 
@@ -30,12 +37,45 @@ def parse_published(text: str) -> tuple[str, int]:
     return ("127.0.0.1" if host in {"", "0.0.0.0", "::"} else host), int(m.group(2))
 
 
+def compose_file() -> Path:
+    """The compose definition, beside the sources its app image is built from."""
+    if (PACKAGE_ROOT / "pyproject.toml").is_file() and (PACKAGE_ROOT / COMPOSE).is_file():
+        return PACKAGE_ROOT / COMPOSE
+    return materialize(Path.cwd() / ".perflab" / "docker") / COMPOSE
+
+
+def materialize(target: Path) -> Path:
+    """Lay out the installed lab as a source tree (its packages and a pyproject.toml from the
+    installed metadata) so `docker compose build` has what infra/Dockerfile copies. Idempotent."""
+    import importlib.metadata
+
+    meta = importlib.metadata.metadata("perf-lab")
+    for package in ("harness", "labs", "scenarios"):
+        src = PACKAGE_ROOT / package
+        dst = target / package
+        if dst.exists():
+            shutil.rmtree(dst)
+        shutil.copytree(src, dst, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    requires = [r for r in meta.get_all("Requires-Dist") or [] if "extra ==" not in r]
+    (target / "pyproject.toml").write_text(
+        '[build-system]\nrequires = ["setuptools>=68"]\nbuild-backend = "setuptools.build_meta"\n\n'
+        f'[project]\nname = "perf-lab"\nversion = "{meta["Version"]}"\nrequires-python = ">=3.11"\n'
+        f"dependencies = {json.dumps(requires)}\n\n"
+        '[tool.setuptools.packages.find]\ninclude = ["harness*", "labs*", "scenarios*"]\n\n'
+        '[tool.setuptools.package-data]\n"*" = ["*.md", "*.html", "*.conf", "*.json", "*.tmpl", "*.yml", "*.sh", '
+        '"*.css", "*.js", "Dockerfile"]\n')
+    (target / "README.md").write_text("Perf Lab, laid out for `docker compose build` by `labs stack up --stack docker`.\n")
+    return target
+
+
 def _compose(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
     if shutil.which("docker") is None:
         raise StackError("the docker client is not installed", hint=NO_ENGINE_HINT)
+    env_file = Path.cwd() / ".env"
+    argv = ["docker", "compose", "-f", str(compose_file()), *(["--env-file", str(env_file)] if env_file.exists()
+                                                                else []), *args]
     try:
-        return subprocess.run(["docker", "compose", "-f", str(COMPOSE_FILE), *args], capture_output=True,
-                              text=True, timeout=timeout, cwd=REPO_ROOT)
+        return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, cwd=Path.cwd())
     except subprocess.TimeoutExpired as exc:
         raise StackError(f"docker compose {' '.join(args)} timed out after {timeout:.0f} s") from exc
 
@@ -61,15 +101,27 @@ def available() -> str | None:
     return None
 
 
-def up() -> dict[str, str]:
-    """Bring the data services up (idempotent) and return component -> URL."""
+APP = ("app", 8000)
+"""The lab app under Gunicorn (infra/Dockerfile): `labs stack up --stack docker` starts it for you to
+click through or load; scenarios start their own servers, so `labs run` needs only the data services."""
+
+
+def up(with_app: bool = False) -> dict[str, str]:
+    """Bring the data services up — and the lab app, `with_app` — (idempotent); component -> URL."""
     reason = available()
     if reason:
         raise StackError(reason, hint=NO_ENGINE_HINT)
-    done = _compose("up", "-d", "--wait", *SERVICES)
+    done = _compose("up", "-d", "--wait", *SERVICES, *((APP[0],) if with_app else ()), timeout=900)
     if done.returncode != 0:
         raise explain_failure(done)
-    return urls()
+    found = urls()
+    if with_app:
+        done = _compose("port", APP[0], str(APP[1]), timeout=30)
+        if done.returncode != 0:
+            raise explain_failure(done)
+        host, published = parse_published(done.stdout)
+        found["app"] = f"http://{host}:{published}"
+    return found
 
 
 def urls() -> dict[str, str]:
@@ -96,7 +148,7 @@ def down() -> None:
 
 
 def _env_file() -> dict[str, str]:
-    path = REPO_ROOT / ".env"
+    path = Path.cwd() / ".env"
     values = {}
     if path.exists():
         for line in path.read_text().splitlines():

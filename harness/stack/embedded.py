@@ -27,8 +27,11 @@ from harness.errors import StackError
 from harness.stack import procs
 from harness.stack.procs import ServiceUser
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-PG_CONF = REPO_ROOT / "infra" / "postgres" / "postgresql.conf"
+def pg_conf() -> str:
+    """The lab's PostgreSQL settings: package data (the docker stack mounts the same file)."""
+    from importlib.resources import files
+
+    return files("harness").joinpath("infra", "postgres", "postgresql.conf").read_text()
 DATABASE = "perflab"
 PG_EXTENSIONS = ("pg_trgm", "btree_gist", "pg_stat_statements")
 
@@ -241,7 +244,7 @@ class EmbeddedStack:
         if init.returncode != 0:
             raise StackError(f"initdb failed:\n{init.stderr.strip()}", hint=INSTALL_PG)
         conf_name = "perflab.conf"
-        shutil.copyfile(PG_CONF, data / conf_name)
+        (data / conf_name).write_text(pg_conf())
         with open(data / "postgresql.conf", "a") as fh:
             fh.write(f"\ninclude '{conf_name}'\nlisten_addresses = '127.0.0.1'\n"
                      f"unix_socket_directories = '{sock}'\n")

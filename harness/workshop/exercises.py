@@ -1,10 +1,11 @@
-"""Workshop mode: exercises participants fix in labs/workshop/exercises/, checked for real.
+"""Workshop mode: exercises participants fix in their workspace (harness.workshop.workspace: a
+folder `labs workshop init` made, or labs/workshop/ in a source checkout), checked for real.
 
 Each exercise has an original (slow) version kept in labs/workshop/originals/, a reference
 solution in labs/workshop/solutions/, hints, and a check that measures the participant's code
 against the original on the real stack (interleaved, with the same checks as the scenarios:
 same output, query budget, plan uses an index, zero stale reads, p95 budget...).
-Progress lives in .labs-workshop.json at the repository root.
+Progress lives in the workspace.
 """
 from __future__ import annotations
 
@@ -31,9 +32,9 @@ from harness.measure.contract import (
     same_result_as,
 )
 
+from harness.workshop.workspace import LAB_WORKSHOP, Workspace, find
+
 ROOT = Path(__file__).resolve().parents[2]
-WORKSHOP = ROOT / "labs" / "workshop"
-PROGRESS = Path(os.environ.get("LABS_WORKSHOP_PROGRESS") or ROOT / ".labs-workshop.json")
 
 
 @dataclass(frozen=True)
@@ -50,23 +51,17 @@ class Exercise:
     slug: str
     title: str
     files: tuple[str, ...]
-    """Files the participant edits (relative to labs/workshop): restored by reset."""
+    """Files the participant edits (relative to the workspace; 'models.py' is the exercise-2 app's):
+    restored by reset."""
     goal: str
     hints: tuple[str, ...]
     check: Callable[[str, Any], Verdict] | None = None
     """(module name of the code under test, stack info) -> verdict. Django is set up."""
 
-    @property
-    def module(self) -> str:
-        return f"labs.workshop.exercises.{self.files[0].split('/')[-1].removesuffix('.py')}"
-
-    def original(self, name: str) -> Path:
-        return WORKSHOP / "originals" / Path(name).name
-
     def solution_files(self) -> list[Path]:
         stem = self.files[0].split("/")[-1].removesuffix(".py")
-        found = [WORKSHOP / "solutions" / f"{stem}.py"]
-        extra = WORKSHOP / "solutions" / f"ex{self.number}_models.py"
+        found = [LAB_WORKSHOP / "solutions" / f"{stem}.py"]
+        extra = LAB_WORKSHOP / "solutions" / f"ex{self.number}_models.py"
         return [p for p in (*found, extra) if p.exists()]
 
 
@@ -138,7 +133,7 @@ def _seed_orders() -> None:
 
 
 def pending_model_changes() -> bool:
-    """True when labs/workshop/models.py changed but no migration describes it yet."""
+    """True when the exercise-2 models.py changed but no migration describes it yet."""
     from django.core.management import call_command
 
     try:
@@ -146,6 +141,20 @@ def pending_model_changes() -> bool:
     except SystemExit as exc:
         return exc.code != 0
     return False
+
+
+def email_indexes() -> set[str]:
+    """Indexes of workshop_order whose first column is customer_email (the ones that serve the query)."""
+    from django.db import connection
+
+    with connection.cursor() as cur:
+        cur.execute("""
+            SELECT i.relname FROM pg_index x
+            JOIN pg_class i ON i.oid = x.indexrelid
+            JOIN pg_class t ON t.oid = x.indrelid
+            JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = x.indkey[0]
+            WHERE t.relname = 'workshop_order' AND a.attname = 'customer_email'""")
+        return {name for (name,) in cur.fetchall()}
 
 
 def check_indexes(module: str, stack) -> Verdict:
@@ -158,7 +167,9 @@ def check_indexes(module: str, stack) -> Verdict:
     call_command("migrate", "workshop", verbosity=0)
     _seed_orders()
     orders_of = _load(module).orders_of
-    from labs.workshop.models import Order
+    from django.apps import apps
+
+    Order = apps.get_model("workshop", "Order")  # the workspace's exercise-2 app
 
     email = "customer42@example.com"
     expected = list(Order.objects.filter(customer_email=email).order_by("id").values_list("id", "total_cents"))
@@ -172,7 +183,12 @@ def check_indexes(module: str, stack) -> Verdict:
         details.append("orders_of() no longer returns the same rows")
     if pending_model_changes():
         details.append("models.py changed but its migration is missing: run `labs workshop makemigrations`")
-    uses_index = bool(indexes) and "Seq Scan" not in nodes
+    on_email = email_indexes()
+    mine = [i for i in indexes if i in on_email]
+    uses_index = bool(mine) and "Seq Scan" not in nodes
+    if indexes and not mine:
+        details.append(f"the plan uses {', '.join(indexes)}, which does not index customer_email: the query "
+                       "still reads rows it then filters out")
     summary = f"plan: {' > '.join(nodes)}" + (f" using {', '.join(indexes)}" if indexes else "") + \
         f"; {plan.get('Shared Hit Blocks', 0) + plan.get('Shared Read Blocks', 0)} buffers touched"
     return Verdict(uses_index and not details, summary, details)
@@ -241,11 +257,22 @@ def check_gil(module: str, stack) -> Verdict:
     batches = list(range(1, 17))
     original = _load("labs.workshop.originals.ex4_gil")
     yours = _load(module)
-    reference = _load("labs.workshop.solutions.ex4_gil")
+
+    def reference(ctx: Context):
+        """The machine's capacity right now, independent of any solution file: the original's own
+        score() spread over a process pool, one worker per core."""
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        pool = ProcessPoolExecutor(cores, mp_context=multiprocessing.get_context("forkserver"))
+        list(pool.map(original.score, range(2 * cores)))  # every worker started, outside the timing
+        ctx.on_close(lambda: pool.shutdown(wait=True))
+        return lambda: list(pool.map(original.score, batches))
+
     result = _measure("gil", (Variant("original", lambda ctx: lambda: original.score_all(batches)),
                               Variant("yours", lambda ctx: lambda: yours.score_all(batches)),
-                              Variant("reference", lambda ctx: lambda: reference.score_all(batches))),
-                      (same_result_as("yours", "original"),), stack)
+                              Variant("reference", reference)),
+                      (same_result_as("yours", "original"), same_result_as("reference", "original")), stack)
     variants = result.cases[0].variants
     failed = _failed_checks(result)
     speed = 1 / variants["yours"].ratio if variants["yours"].ratio else 0.0
@@ -254,8 +281,8 @@ def check_gil(module: str, stack) -> Verdict:
         return Verdict(not failed, f"{speed:.2f}× — one core here: the speed-up cannot be checked, only the output",
                        failed, result)
     target = max(1.1, 0.7 * ref)
-    summary = (f"{speed:.2f}× the original on {cores} cores; the reference solution reached {ref:.2f}× in the same "
-               f"rounds (target ≥ {target:.2f}×: 70 % of it and > 1.1×, same results)")
+    summary = (f"{speed:.2f}× the original on {cores} cores; a process pool over the original's score() reached "
+               f"{ref:.2f}× in the same rounds (target ≥ {target:.2f}×: 70 % of it and > 1.1×, same results)")
     if ref < 1.15:
         summary += " — the cores are busy right now (even the reference barely gains): run the check again"
     return Verdict(not failed and speed >= target, summary, failed, result)
@@ -335,7 +362,7 @@ def check_gunicorn(module: str, stack) -> Verdict:
     if cfg.get("worker_class") not in kinds or not 1 <= int(cfg.get("workers", 0)) <= 8 or \
             not 1 <= int(cfg.get("threads", 1)) <= 64:
         raise UsageError(f"GUNICORN = {cfg!r}: worker_class one of {sorted(kinds)}, 1-8 workers, 1-64 threads")
-    artifacts = ROOT / "results" / "workshop"
+    artifacts = Path.cwd() / "results" / "workshop"
     env = {"LABS_CONN_MAX_AGE": "0"}
 
     def server(name: str, c: dict) -> Server:
@@ -420,67 +447,65 @@ def get(number: int) -> Exercise:
     return EXERCISES[number]
 
 
-# -- progress and files -------------------------------------------------------------------------
-def load_progress() -> dict[str, dict]:
+# -- progress and files (in the workspace) ---------------------------------------------------------
+def load_progress(ws: Workspace | None = None) -> dict[str, dict]:
+    ws = ws or find()
     try:
-        return json.loads(PROGRESS.read_text())
+        return json.loads(ws.progress.read_text())
     except FileNotFoundError:
         return {}
     except (OSError, ValueError):
         return {}  # a broken progress file only loses the status, never the participant's code
 
 
-def save_progress(progress: dict) -> None:
-    tmp = PROGRESS.with_suffix(".tmp")
-    tmp.write_text(json.dumps(progress, indent=1))
-    os.replace(tmp, PROGRESS)
+def save_progress(progress: dict, ws: Workspace | None = None) -> None:
+    from harness.results.store import write_text_atomic
+
+    write_text_atomic((ws or find()).progress, json.dumps(progress, indent=1))
 
 
-def record(number: int, **changes: Any) -> dict:
-    progress = load_progress()
+def record(number: int, ws: Workspace | None = None, **changes: Any) -> dict:
+    ws = ws or find()
+    progress = load_progress(ws)
     entry = progress.setdefault(str(number), {"status": "not started", "attempts": 0})
     entry.update(changes)
-    save_progress(progress)
+    save_progress(progress, ws)
     return entry
 
 
-def modified(ex: Exercise) -> list[str]:
-    out = []
-    for rel in ex.files:
-        current = WORKSHOP / rel
-        original = ex.original(rel if rel != "models.py" else f"ex{ex.number}_models.py")
-        if current.read_text() != original.read_text():
-            out.append(rel)
-    return out
+def modified(ex: Exercise, ws: Workspace | None = None) -> list[str]:
+    ws = ws or find()
+    return [rel for rel in ex.files if ws.path_of(rel).read_text() != ws.original_of(rel, ex.number).read_text()]
 
 
-def reset(ex: Exercise) -> list[Path]:
+def reset(ex: Exercise, ws: Workspace | None = None) -> list[Path]:
     """Restore the exercise's files from the stored originals; the current ones are kept as .bak."""
+    ws = ws or find()
     backups = []
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     for rel in ex.files:
-        current = WORKSHOP / rel
-        original = ex.original(rel if rel != "models.py" else f"ex{ex.number}_models.py")
+        current, original = ws.path_of(rel), ws.original_of(rel, ex.number)
         if current.read_text() != original.read_text():
             backup = current.with_name(f"{current.name}.bak-{stamp}")
             shutil.copy2(current, backup)
             backups.append(backup)
             shutil.copy2(original, current)
     if ex.number == 2:
-        _drop_extra_workshop_migrations()
+        _drop_extra_workshop_migrations(ws)
     return backups
 
 
-def _drop_extra_workshop_migrations() -> None:
+def _drop_extra_workshop_migrations(ws: Workspace) -> None:
     """Migrations a participant created for exercise 2 (kept as .bak, like their code)."""
-    for path in (WORKSHOP / "migrations").glob("0*.py"):
+    for path in (ws.app_dir / "migrations").glob("0*.py"):
         if path.name != "0001_initial.py":
             path.rename(path.with_name(path.name + ".bak"))
 
 
-def run_check(ex: Exercise, stack) -> Verdict:
+def run_check(ex: Exercise, stack, ws: Workspace | None = None) -> Verdict:
+    ws = ws or find()
     try:
-        return ex.check(ex.module, stack)
+        return ex.check(ws.module_of(ex.files[0]), stack)
     except (LabsError, KeyboardInterrupt):
         raise
     except SyntaxError as exc:
@@ -488,19 +513,21 @@ def run_check(ex: Exercise, stack) -> Verdict:
     except Exception as exc:  # the participant's code raised: say where, as a teacher would
         import traceback
 
-        frames = [f for f in traceback.extract_tb(exc.__traceback__) if "labs/workshop/exercises" in f.filename]
+        frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename.startswith(str(ws.exercises_dir))]
         where = f" at {Path(frames[-1].filename).name}:{frames[-1].lineno}" if frames else ""
         return Verdict(False, f"your code raised {type(exc).__name__}: {exc}{where}")
 
 
 # -- steps the CLI renders ----------------------------------------------------------------------
-def start(number: int) -> tuple[Exercise, dict, str]:
-    """Mark the exercise started (a passed one stays passed); its brief from the file's docstring."""
+def start(number: int) -> tuple[Exercise, dict, str, list[str]]:
+    """Mark the exercise started (a passed one stays passed): the exercise, its progress entry, its
+    brief (the file's docstring) and the files to edit as the participant sees them."""
     ex = get(number)
-    status = load_progress().get(str(number), {}).get("status")
-    entry = record(number, status="passed" if status == "passed" else "started")
-    brief = (WORKSHOP / ex.files[0]).read_text().split('"""')[1].strip()
-    return ex, entry, brief
+    ws = find()
+    status = load_progress(ws).get(str(number), {}).get("status")
+    entry = record(number, ws, status="passed" if status == "passed" else "started")
+    brief = ws.path_of(ex.files[0]).read_text().split('"""')[1].strip()
+    return ex, entry, brief, [ws.display(rel) for rel in ex.files]
 
 
 def reveal_hint(number: int) -> list[str]:
@@ -511,14 +538,22 @@ def reveal_hint(number: int) -> list[str]:
     return list(ex.hints[:shown])
 
 
+def init(target: Path) -> Workspace:
+    from harness.workshop import workspace
+
+    return workspace.init(target)
+
+
 def makemigrations() -> tuple[bool, str]:
     """`makemigrations workshop` for the participant's models.py (exercise 2): (ok, output)."""
     import subprocess
     import sys
 
+    ws = find()
+    ws.activate()  # the workspace's exercise-2 app is the `workshop` app Django sees
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "labs.settings"}
     done = subprocess.run([sys.executable, "-m", "django", "makemigrations", "workshop"], env=env,
-                          capture_output=True, text=True)
+                          capture_output=True, text=True, cwd=ws.root)
     return done.returncode == 0, (done.stdout + done.stderr).strip()
 
 
@@ -534,9 +569,11 @@ class Attempt:
 def check(session, number: int) -> Attempt:
     """Measure the participant's code for exercise N on the session's stack; record the attempt."""
     ex = get(number)
+    ws = find()
+    ws.activate()
     session.django(None)
-    verdict = run_check(ex, session.info)
-    attempts = load_progress().get(str(number), {}).get("attempts", 0) + 1
-    record(number, status="passed" if verdict.passed else "failing", attempts=attempts)
+    verdict = run_check(ex, session.info, ws)
+    attempts = load_progress(ws).get(str(number), {}).get("attempts", 0) + 1
+    record(number, ws, status="passed" if verdict.passed else "failing", attempts=attempts)
     nxt = number + 1 if number + 1 in EXERCISES else None
     return Attempt(verdict, attempts, ex.hints[min(attempts - 1, len(ex.hints) - 1)], nxt)

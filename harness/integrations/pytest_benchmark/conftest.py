@@ -25,3 +25,25 @@ def lab_stack():
     with provider(os.environ.get("LABS_BENCH_STACK", "embedded")).open() as info:
         djangoenv.setup(info)
         yield info
+
+
+@pytest.fixture(scope="session")
+def lab_shared(lab_stack):
+    """Each scenario's setup, run once (seeded, under the seed lock): its shared value by scenario
+    name; what setup registered with ctx.on_close is closed when the session ends."""
+    from harness.measure.contract import Context
+    from harness.project.djangoenv import seed_lock
+
+    contexts: dict = {}
+    values: dict = {}
+
+    def get(scenario, profile: str, params):
+        if scenario.name not in values:
+            ctx = Context(params, 42, profile, lab_stack.components)
+            contexts[scenario.name] = ctx
+            with seed_lock():
+                values[scenario.name] = scenario.setup(ctx) if scenario.setup is not None else None
+        return values[scenario.name]
+    yield get
+    for ctx in contexts.values():
+        ctx.close()

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from harness.measure.contract import Context
+from harness.measure.contract import Context, SelfTimed
 from harness.measure.runner import RunOptions, counting_pass
 from harness.project import registry
 
@@ -24,41 +24,34 @@ def _items():
     for name in SCENARIOS:
         sc = registry.get(name)
         for case in sc.cases(sc.params_for(PROFILE, _overrides(name))):
-            if case.self_timed:
+            if isinstance(case.timing, SelfTimed):
                 continue
             for v in case.variants:
                 yield pytest.param(name, case, v, id=f"{name}-{case.name}-{v.name}")
 
 
-_SEEDED: set[str] = set()
-
-
 @pytest.mark.parametrize("name, case, variant", list(_items()))
-def test_variant(benchmark, lab_stack, name, case, variant):
+def test_variant(benchmark, lab_stack, lab_shared, name, case, variant):
     sc = registry.get(name)
     params = sc.params_for(PROFILE, _overrides(name))
     components = lab_stack.components
     if variant.requires - components:
         pytest.skip(f"needs {', '.join(sorted(variant.requires - components))}")
     opts = RunOptions((name,), PROFILE, params=_overrides(name))
-    if name not in _SEEDED and sc.setup is not None:
-        sc.setup(Context(params, opts.seed, PROFILE, components))
-        _SEEDED.add(name)
+    shared = lab_shared(sc, PROFILE, params)
     # the checks first: the baseline's and this variant's verified passes
     runs = {}
     for v in {case.baseline: None, variant.name: None}:
-        run, _ = counting_pass(next(x for x in case.variants if x.name == v), case, opts, components)
+        run, _ = counting_pass(next(x for x in case.variants if x.name == v), case, opts, components, shared=shared)
         runs[v] = run
     failed = [c for c in (chk.evaluate(runs) for chk in case.checks) if c.variant == variant.name and not c.ok
               and not c.skipped]
     assert not failed, "; ".join(f"{c.name}: {c.detail}" for c in failed)
-    ctx = Context(case.params, opts.seed, PROFILE, components)
+    ctx = Context(case.params, opts.seed, PROFILE, components, shared=shared)
     unit = variant.make(ctx)
     benchmark.extra_info.update(scenario=name, case=case.name, variant=variant.name, baseline=case.baseline,
                                 counters={k: runs[variant.name].per_unit(k) for k in runs[variant.name].counters})
     try:
         benchmark.pedantic(unit, rounds=int(os.environ.get("LABS_BENCH_ROUNDS", "10")), warmup_rounds=1)
     finally:
-        close = ctx.state.pop("close", None)
-        if close:
-            close()
+        ctx.close()
