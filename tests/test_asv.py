@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import re
 import os
 import shutil
 import signal
@@ -160,7 +161,8 @@ def test_asv_backfill_measures_each_commit_with_its_own_code(tmp_path, runtime_d
     done = subprocess.run(argv, cwd=repo, env=env, capture_output=True, text=True, timeout=900)
     assert done.returncode == 1, done.stdout[-3000:] + done.stderr[-3000:]  # one commit failed
     assert "Traceback" not in done.stdout + done.stderr
-    assert done.stdout.count("recorded") == 2 and f"failed {third[:8]}" in done.stdout, done.stdout
+    rows = _status_rows(done.stdout)
+    assert [rows.get(sha[:8]) for sha in (first, second, third)] == ["recorded", "recorded", "failed"], done.stdout
     assert not list((repo / ".asv" / "results" / "ci-test").glob(f"{third[:8]}-*.json")) or \
         all(v is None for v in _asv_grid(repo, third, "track_queries").values())
     before, after = _asv_grid(repo, first, "track_queries"), _asv_grid(repo, second, "track_queries")
@@ -183,7 +185,18 @@ def test_asv_backfill_measures_each_commit_with_its_own_code(tmp_path, runtime_d
     assert len(worktrees.strip().splitlines()) == 1, worktrees
     again = subprocess.run(argv[:5] + ["HEAD~3..HEAD~1"] + argv[6:], cwd=repo, env=env, capture_output=True,
                            text=True, timeout=300)
-    assert again.returncode == 0 and again.stdout.count("skipped") == 2, again.stdout[-2000:]
+    assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-2000:]
+    assert list(_status_rows(again.stdout).values()) == ["skipped", "skipped"], again.stdout[-2000:]
+
+
+def _status_rows(table: str) -> dict[str, str]:
+    """commit -> status from the backfill's table (first and third cell of each commit row)."""
+    rows = {}
+    for line in table.splitlines():
+        cells = [c.strip() for c in line.strip().strip("│").split("│")]
+        if len(cells) >= 3 and re.fullmatch(r"[0-9a-f]{8}", cells[0]):
+            rows[cells[0]] = cells[2]
+    return rows
 
 
 @pytest.fixture

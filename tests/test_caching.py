@@ -62,6 +62,7 @@ def test_write_through_always_hits_and_write_behind_queues(result):
     assert wb["max_unflushed"] >= 1
     # the crash left writes in the queue; recovery drained exactly what was missing
     assert wb["pending_at_crash"] >= wb["lost_keys_at_crash"] == wb["pending_keys_at_crash"]
+    assert wb["lost_outside_queue"] == 0
     assert wb["lost_after_recovery"] == 0
 
 
@@ -113,12 +114,15 @@ def test_write_behind_crash_mid_way_records_loss(stack, result):
     for i, key in enumerate(keys):
         truth[key] = 50_000 + i
         flusher.enqueue(key, 50_000 + i)
+    flusher.enqueue(9, truth[9])  # a replayed write of what PostgreSQL already holds: queued, not lost
     flusher.crash_and_account(truth)
     m = ctx.metrics
-    assert m["pending_at_crash"] == len(keys)
+    assert m["pending_at_crash"] == len(keys) + 1
     assert m["lost_keys_at_crash"] == len(set(keys))  # PostgreSQL never saw these books' new stock
-    assert m["pending_keys_at_crash"] == len(set(keys))
-    assert m["max_unflushed"] == len(keys)
+    assert m["pending_keys_at_crash"] == len(set(keys))  # the queued writes that would change a book
+    assert m["queued_books_at_crash"] == len(set(keys)) + 1
+    assert m["lost_outside_queue"] == 0
+    assert m["max_unflushed"] == len(keys) + 1
     assert m["lost_after_recovery"] == 0  # the queue held exactly what was missing
     assert caching._stocks(20) == truth
 

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import tempfile
 import subprocess
 import sys
 
@@ -50,10 +52,17 @@ def test_export_writes_pytest_benchmark_json(json_run, tmp_path):
 
 
 def test_stack_up_status_down(tmp_path):
-    env = {"LABS_RUNTIME_DIR": str(tmp_path / "rt")}
-    (tmp_path / "rt").mkdir()
-    os.chmod(tmp_path, 0o755)
-    os.chmod(tmp_path / "rt", 0o755)
+    # not under tmp_path: /tmp/pytest-of-root is 0700, which the PostgreSQL user cannot traverse
+    runtime = tempfile.mkdtemp(prefix="perflab-warm-", dir="/var/tmp")
+    os.chmod(runtime, 0o755)
+    env = {"LABS_RUNTIME_DIR": runtime}
+    try:
+        _up_status_down(tmp_path, env)
+    finally:
+        shutil.rmtree(runtime, ignore_errors=True)
+
+
+def _up_status_down(tmp_path, env):
     assert "no warm stack" in labs("stack", "status", env=env).stdout
     try:
         up = labs("stack", "up", env=env)

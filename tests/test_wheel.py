@@ -74,7 +74,7 @@ def test_doctor_and_a_first_run_from_an_empty_directory(installed, tmp_path):
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "all checks passed" in done.stdout and len(list((tmp_path / "results").glob("*.json"))) == 1
     report = run(installed, "report", "latest", cwd=tmp_path)
-    assert report.returncode == 0 and Path(report.stdout.strip()).exists()
+    assert report.returncode == 0 and (tmp_path / report.stdout.strip()).exists()  # relative to where it ran
 
 
 def test_workshop_in_the_participants_folder(installed, tmp_path):
@@ -85,7 +85,9 @@ def test_workshop_in_the_participants_folder(installed, tmp_path):
     ws = tmp_path / "ws"
     assert (ws / "exercises" / "ex1_n_plus_one.py").exists() and (ws / "workshop_app" / "models.py").exists()
     start = run(installed, "workshop", "start", "1", cwd=ws / "exercises")  # any directory inside the folder
-    assert start.returncode == 0 and "exercises/ex1_n_plus_one.py" in start.stdout
+    assert start.returncode == 0 and "\n  ex1_n_plus_one.py\n" in start.stdout  # relative to where they stand
+    start = run(installed, "workshop", "start", "1", cwd=ws)
+    assert start.returncode == 0 and "\n  exercises/ex1_n_plus_one.py\n" in start.stdout
     check = run(installed, "check", "1", cwd=ws)
     assert check.returncode == 1, check.stdout[-3000:] + check.stderr[-2000:]
     assert "NOT YET" in check.stdout and "hint:" in check.stdout

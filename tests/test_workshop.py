@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from harness.cli import app
 from harness.workshop import exercises as ws
+from harness.workshop import workspace
 
 pytestmark = pytest.mark.stack
 
@@ -34,7 +35,7 @@ def test_index_exercise_passes_only_with_the_index(stack):
     ex = ws.get(2)
     before = ex.check("labs.workshop.originals.ex2_indexes", stack)
     assert not before.passed and "Seq Scan" in before.summary
-    solution = (ws.WORKSHOP / "solutions" / "ex2_models.py").read_text()
+    solution = (workspace.LAB_WORKSHOP / "solutions" / "ex2_models.py").read_text()
     assert 'models.Index(fields=["customer_email"], name="workshop_order_email_idx")' in solution
     index = models.Index(fields=["customer_email"], name="workshop_order_email_idx")  # the solution's index
     with connection.schema_editor() as editor:  # what the participant's migration does
@@ -56,14 +57,29 @@ def test_cli_check_prints_the_first_hint_for_the_original(runtime_dir, tmp_path)
     assert "NOT YET" in done.stdout and ws.get(1).hints[0][:40] in done.stdout.replace("\n", " ")
 
 
-def test_reset_restores_and_keeps_the_participants_version(tmp_path, monkeypatch):
-    # work on a copy of the workshop folder, never on the repository's own files
-    copy = tmp_path / "workshop"
-    shutil.copytree(ws.WORKSHOP, copy)
-    monkeypatch.setattr(ws, "WORKSHOP", copy)
-    monkeypatch.setattr(ws, "PROGRESS", tmp_path / "progress.json")
+@pytest.fixture
+def participant(tmp_path, monkeypatch) -> workspace.Workspace:
+    """A participant's workshop folder (labs workshop init), the current directory: never the
+    repository's own files."""
+    made = workspace.init(tmp_path / "ws")
+    monkeypatch.chdir(made.exercises_dir)  # labs finds the folder from any directory inside it
+    return made
+
+
+def test_init_copies_what_a_participant_needs(participant):
+    assert workspace.find() == participant and not participant.in_repo
+    for ex in ws.EXERCISES.values():
+        assert ws.modified(ex, participant) == []
+        assert participant.path_of(ex.files[0]).is_file()
+    assert "from workshop_app.models import" in participant.path_of(ws.get(2).files[0]).read_text()
+    assert (participant.app_dir / "migrations" / "0001_initial.py").is_file()
+    again = CliRunner().invoke(app, ["workshop", "init", str(participant.root)])
+    assert again.exit_code == 2 and "already" in again.output
+
+
+def test_reset_restores_and_keeps_the_participants_version(participant):
     ex = ws.get(3)
-    target = copy / ex.files[0]
+    target = participant.path_of(ex.files[0])
     target.write_text(target.read_text() + "\n# my work in progress\n")
     assert ws.modified(ex) == [ex.files[0]]
     runner = CliRunner()
@@ -71,19 +87,19 @@ def test_reset_restores_and_keeps_the_participants_version(tmp_path, monkeypatch
     assert refused.exit_code == 2 and "my work in progress" in target.read_text()
     done = runner.invoke(app, ["workshop", "reset", "3", "--yes"])
     assert done.exit_code == 0, done.output
-    assert target.read_text() == (copy / "originals" / "ex3_caching.py").read_text()
-    (backup,) = copy.glob("exercises/ex3_caching.py.bak-*")
+    assert target.read_text() == (participant.originals / "ex3_caching.py").read_text()
+    (backup,) = participant.exercises_dir.glob("ex3_caching.py.bak-*")
     assert "my work in progress" in backup.read_text()
 
 
-def test_progress_hints_and_solution(tmp_path, monkeypatch):
-    monkeypatch.setattr(ws, "PROGRESS", tmp_path / "progress.json")
+def test_progress_hints_and_solution(participant):
     runner = CliRunner()
     assert "Exercise 1" in runner.invoke(app, ["workshop", "start", "1"]).output
     first = runner.invoke(app, ["workshop", "hint", "1"]).output
     second = runner.invoke(app, ["workshop", "hint", "1"]).output
     assert "hint 1/3" in first and "hint 2/3" in second
     assert ws.load_progress()["1"]["hints"] == 2
+    assert '"hints": 2' in (participant.root / ".progress.json").read_text()
     listed = runner.invoke(app, ["workshop", "list"]).output
     assert "started" in listed
     assert runner.invoke(app, ["workshop", "solution", "1"]).exit_code == 2  # asks first; no answer, no spoiler

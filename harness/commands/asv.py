@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
@@ -47,6 +48,10 @@ def asv_backfill_cmd(
     max_commits: Annotated[int, typer.Option(help="Refuse ranges longer than this.", min=1)] = 50,
     machine: Annotated[Optional[str], typer.Option(help="asv machine name (default: this machine's).")] = None,
     rerun: Annotated[bool, typer.Option("--rerun", help="Measure commits asv already holds again.")] = False,
+    results_dir: Annotated[Optional[Path], typer.Option(
+        help="Also keep each commit's lab result here, for `labs history` (default: results/ of the project; "
+             "--no-results to keep none).")] = None,
+    no_results: Annotated[bool, typer.Option("--no-results", help="Keep no lab results, only asv's.")] = False,
 ) -> None:
     """Record each commit of a range in asv, measured with that commit's own code (git worktrees).
 
@@ -75,8 +80,11 @@ def asv_backfill_cmd(
                     err.print(f"[{colour}]{row.status:>8}[/{colour}] {commit.sha[:8]} {commit.subject[:60]}"
                               + (f"  ({row.seconds:.0f} s)" if row.seconds else ""), highlight=False)
 
-            rows = asvsite.backfill(envinfo.project_root(), commits, every=every, limit=max_commits, machine=machine,
-                                    scenarios=names, profile=profile, params=params, rerun=rerun, on_commit=show)
+            root = envinfo.project_root()
+            keep = None if no_results else (results_dir or root / "results").resolve()
+            rows = asvsite.backfill(root, commits, every=every, limit=max_commits, machine=machine,
+                                    scenarios=names, profile=profile, params=params, rerun=rerun, on_commit=show,
+                                    keep_results=keep)
     except KeyboardInterrupt:
         raise Interrupted("the commit being measured was stopped; the ones before it are recorded.") from None
     table = Table(title=f"asv backfill {commits} · {time.perf_counter() - started:.0f} s", title_justify="left")
@@ -87,7 +95,7 @@ def asv_backfill_cmd(
         table.add_row(row.commit.sha[:8], row.commit.subject[:48], f"[{colour}]{row.status}[/{colour}]",
                       str(row.values), f"{row.seconds:.0f}" if row.seconds else "", row.detail[:80])
     out.print(table)
-    out.print("[dim]next: labs asv publish --offline[/dim]")
+    out.print("[dim]next: labs asv publish --offline" + ("" if no_results else " · labs history --all") + "[/dim]")
     raise typer.Exit(EXIT_CHECK_FAILED if any(r.status == "failed" for r in rows) else EXIT_OK)
 
 

@@ -239,8 +239,11 @@ def backfill(
     rerun: bool = False,
     timeout_s: float = 3600.0,
     on_commit: Callable[[int, int, Commit, Recorded | None], None] | None = None,
+    keep_results: Path | None = None,
 ) -> list[Recorded]:
-    """Record each commit of `spec` in asv, measured with that commit's own code."""
+    """Record each commit of `spec` in asv, measured with that commit's own code; with
+    `keep_results`, each run's lab result is stored there too (its git_sha is the commit's), so
+    `labs history` sees the same commits asv does."""
     if shutil.which("asv") is None:
         raise LabsError("asv is not installed", hint="pip install asv")
     chosen = commits(root, spec, every, limit)
@@ -256,7 +259,7 @@ def backfill(
                     row = Recorded(commit, "skipped", values=held, detail="already recorded (--rerun to measure again)")
                 else:
                     row = _record(root, commit, Path(tmp) / commit.sha[:12], machine, scenarios, profile,
-                                  params or {}, timeout_s)
+                                  params or {}, timeout_s, keep_results)
                 done.append(row)
                 if on_commit:
                     on_commit(i, len(chosen), commit, row)
@@ -266,7 +269,7 @@ def backfill(
 
 
 def _record(root: Path, commit: Commit, tree: Path, machine: str | None, scenarios: list[str] | None,
-            profile: str, params: dict[str, str], timeout_s: float) -> Recorded:
+            profile: str, params: dict[str, str], timeout_s: float, keep_results: Path | None = None) -> Recorded:
     added = _git(root, "worktree", "add", "--detach", "--force", str(tree), commit.sha)
     if added.returncode != 0:
         return Recorded(commit, "failed", detail="git worktree add: " + added.stderr.strip()[-300:])
@@ -277,6 +280,8 @@ def _record(root: Path, commit: Commit, tree: Path, machine: str | None, scenari
             env["LABS_ASV_SCENARIOS"] = ",".join(scenarios)
         if params:
             env["LABS_ASV_PARAMS"] = ";".join(f"{k}={v}" for k, v in params.items())
+        if keep_results is not None:
+            env["LABS_ASV_KEEP_RESULTS"] = str(keep_results)
         args = ["asv", "run", "--python=same", "--set-commit-hash", commit.sha, "--show-stderr"]
         if machine:
             args += ["--machine", machine]

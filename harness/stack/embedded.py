@@ -213,11 +213,15 @@ class EmbeddedStack:
         # Reverse start order; each stop waits for the whole process family.
         for service in reversed(list(self.services.values())):
             procs.stop_pid(service.pid, service.stop_signal, expect=service.command_word)
-            if service.proc is not None:
+            # a warm stack stopped by the process that started it: reap our own child's handle too
+            handle = service.proc or next((p for p in _DETACHED if p.pid == service.pid), None)
+            if handle is not None:
                 try:
-                    service.proc.wait(timeout=5)
+                    handle.wait(timeout=5)
                 except subprocess.TimeoutExpired:
                     pass
+                if handle in _DETACHED:
+                    _DETACHED.remove(handle)
         self.services.clear()
 
     def _keep(self, service: Service, proc: subprocess.Popen) -> Service:
