@@ -40,7 +40,7 @@ def git(repo: Path, *args: str) -> str:
 
 def make_history(repo: Path, commits: int, at: int) -> dict[int, str]:
     subprocess.run(["git", "clone", "-q", str(ROOT), str(repo)], check=True)
-    git(repo, "checkout", "-q", "-b", "history-sim")
+    git(repo, "checkout", "-q", "-B", "main")  # the branch asv.conf.json publishes (a throwaway clone)
     for key, value in (("user.name", "history sim"), ("user.email", "sim@example.invalid")):
         git(repo, "config", key, value)
     shas = {}

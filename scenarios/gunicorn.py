@@ -16,7 +16,7 @@ import statistics
 from pathlib import Path
 
 from harness.measure.http import EXPECTED_FACTS, Server, ServerConfig
-from harness.measure.load import LATENCY_CHART, LOAD_METRICS, Rig, load_variant
+from harness.measure.load import LATENCY_CHART, LOAD_METRICS, Rig, load_variant, matched_rate
 from harness.scenario import (
     Case,
     Check,
@@ -24,6 +24,7 @@ from harness.scenario import (
     Metric,
     Scenario,
     SelfTimed,
+    SeriesChart,
     Variant,
     metric_check,
     same_result_as,
@@ -77,6 +78,49 @@ def _paths(endpoint: str, config: ServerConfig) -> list[tuple[str, int]]:
 
 def _load_variant(config: ServerConfig, endpoint: str):
     return load_variant(config, _paths(endpoint, config))
+
+
+# -- open loop: coordinated omission, and latency against offered load ----------------------------
+CO_FRACTION = 0.9
+"""The open loop offers this fraction of what the closed loop served on the same server."""
+SWEEP_P99 = SeriesChart("p99_ms", x_label="offered load, req/s", y_label="p99 latency, ms", log_x=False,
+                        x_metric="offered_rps")
+SWEEP_SERVED = SeriesChart("rps", x_label="offered load, req/s", y_label="served, req/s", log_x=False,
+                           x_metric="offered_rps", ideal="x")
+
+
+def capacity(rig: Rig, config: ServerConfig, paths: list[tuple[str, int]], p: dict) -> float:
+    """What a server serves closed loop (the case's users, no wait): measured once per run and
+    configuration, the yardstick of the sweep's offered rates."""
+    key = (config.name, tuple(paths))
+    if key not in rig.capacity:
+        server, gen = rig.server(config), rig.loadgen()
+        gen.burst(server.url, paths, p["users"], float(p["warmup_s"]))
+        rig.capacity[key] = gen.burst(server.url, paths, p["users"], max(1.0, float(p["burst_s"])))["rps"]
+    return rig.capacity[key]
+
+
+def _sweep_rate(fraction: float, yardstick: list[tuple[ServerConfig, list]]):
+    """fraction × the highest closed-loop capacity among the sweep's configurations: one grid of
+    absolute rates for all of them, so their knees are comparable."""
+    def decide(rig, server, paths, p) -> float:
+        top = max(capacity(rig, cfg, pth, p) for cfg, pth in yardstick)
+        return max(1.0, round(fraction * top, 1))
+    return decide
+
+
+def knee(points: list[tuple[float, dict]], budget_ms: float) -> tuple[float | None, str]:
+    """The first offered rate (ascending) at which the server stopped keeping up: served under
+    90 % of offered, any failed request, or p99 over the budget. (None, why) when it never did."""
+    for offered, m in sorted(points, key=lambda x: x[0]):
+        served, p99, failed = m.get("rps") or 0.0, m.get("p99_ms"), m.get("failures") or 0
+        if failed:
+            return offered, f"{failed} failed requests"
+        if served < 0.9 * offered:
+            return offered, f"served {served:.0f} of {offered:.0f} req/s offered"
+        if p99 is not None and p99 > budget_ms:
+            return offered, f"p99 {p99:.0f} ms over the {budget_ms:.0f} ms budget"
+    return None, "kept up at every offered rate"
 
 
 def _boot_variant(config: ServerConfig):
@@ -135,6 +179,10 @@ def cases(params) -> list[Case]:
                   f"{CORES} cores shared by server and load generator",
             columns=("rps", "p50_ms", "p95_ms", "p99_ms", "failures", "server_cpu", "generator_cpu",
                      "worker_restarts"), time_label=""))
+    if params.get("co_config"):
+        out.append(_co_case(params))
+    if params.get("sweep_configs"):
+        out.append(_sweep_case(params))
     boot = {"preload_off": ServerConfig("preload_off", "sync", params["preload_workers"]),
             "preload_on": ServerConfig("preload_on", "sync", params["preload_workers"], preload=True)}
     out.append(Case(
@@ -144,6 +192,50 @@ def cases(params) -> list[Case]:
         title=f"boot-to-ready and memory of {params['preload_workers']} sync workers, --preload off vs on",
         columns=("uss_mib", "pss_mib"), time_label="boot s"))
     return out
+
+
+def _co_case(params) -> Case:
+    """One server, two ways of loading it: closed loop (users waiting for their answers) and open
+    loop at 90 % of what the closed loop served (requests on schedule, latency from when each
+    should have been sent). Same server, nearly the same throughput: the p99 each reports."""
+    cfg = configs({**params, "configs": (params["co_config"],)})[params["co_config"]]
+    paths = _paths(params["co_endpoint"], cfg)
+    variants = (Variant("closed_loop", load_variant(cfg, paths), f"{params['users']} users, no wait ({cfg.name})"),
+                Variant("open_loop", load_variant(cfg, paths, rate=matched_rate(CO_FRACTION)),
+                        f"fixed schedule at {CO_FRACTION:.0%} of the closed loop's throughput ({cfg.name})"))
+    return Case(
+        "closed_vs_open", {"endpoint": params["co_endpoint"], "config": cfg.name, "users": params["users"],
+                           "burst_s": params["burst_s"], "warmup_s": params["warmup_s"],
+                           "max_requests_per_burst": params["max_requests_per_burst"]},
+        "closed_loop", variants,
+        (metric_check("closed_loop", "failures", lambda v: v == 0, "== 0"),),
+        timing=SelfTimed(rounds=params["rounds"]), charts=(LATENCY_CHART,),
+        title=f"/{params['co_endpoint']} on {cfg.name}: closed loop vs open loop (coordinated omission)",
+        columns=("rps", "offered_rps", "p50_ms", "p99_ms", "p99_9_ms", "failures", "late", "generator_cpu"),
+        time_label="")
+
+
+def _sweep_case(params) -> Case:
+    """Latency against offered load: each configuration at the same grid of open-loop rates
+    (fractions of the best closed-loop capacity among them), p50/p95/p99 and failures per step."""
+    chosen = configs({**params, "configs": params["sweep_configs"]})
+    yardstick = [(cfg, _paths(params["sweep_endpoint"], cfg)) for cfg in chosen.values()]
+    variants = []
+    for name, cfg in chosen.items():
+        for fraction in params["sweep_fractions"]:
+            variants.append(Variant(f"{name}@{fraction:g}", load_variant(
+                cfg, _paths(params["sweep_endpoint"], cfg), rate=_sweep_rate(float(fraction), yardstick)),
+                f"{name}, open loop at {fraction:g} × the best closed-loop capacity", series=name, x=float(fraction)))
+    return Case(
+        "sweep", {"endpoint": params["sweep_endpoint"], "users": params["users"], "burst_s": params["burst_s"],
+                  "warmup_s": params["warmup_s"], "max_requests_per_burst": params["max_requests_per_burst"],
+                  "fractions": tuple(params["sweep_fractions"]), "p99_budget_ms": params["p99_budget_ms"]},
+        variants[0].name, tuple(variants), (),
+        timing=SelfTimed(rounds=params["sweep_rounds"]), charts=(SWEEP_P99, SWEEP_SERVED),
+        title=f"/{params['sweep_endpoint']}: latency against offered load (open loop), p99 budget "
+              f"{params['p99_budget_ms']} ms",
+        columns=("offered_rps", "rps", "p50_ms", "p95_ms", "p99_ms", "failures", "late", "generator_bound"),
+        time_label="")
 
 
 def setup(ctx: Context) -> Rig:
@@ -156,9 +248,50 @@ def setup(ctx: Context) -> Rig:
     return rig
 
 
+def _co_line(case) -> str | None:
+    closed, opened = case.variants.get("closed_loop"), case.variants.get("open_loop")
+    if not (closed and opened and closed.metrics.get("p99_ms") and opened.metrics.get("p99_ms")):
+        return None
+    c, o = closed.metrics, opened.metrics
+    ratio = o["p99_ms"] / c["p99_ms"]
+    verb = (f"{ratio:.1f}× the p99 the closed loop reported" if ratio >= 1.1 else
+            f"about the same p99 ({ratio:.2f}×): at this load the server never stalled long enough for the "
+            "closed loop to hide it")
+    return (f"Coordinated omission on {case.params.get('config')}: the closed loop ({case.params.get('users')} users) "
+            f"served {c['rps']:.0f} req/s with p99 {c['p99_ms']:.1f} ms; the open loop offered "
+            f"{o.get('offered_rps') or 0:.0f} req/s ({CO_FRACTION:.0%} of that) on the same server and measured "
+            f"p99 {o['p99_ms']:.1f} ms, counted from each request's intended send time — {verb}."
+            + (f" The generator sent {o['late']} requests late: its own numbers are suspect."
+               if (o.get("late") or 0) > 0.01 * max(1, o.get("requests") or 0) else ""))
+
+
+def _sweep_lines(case) -> list[str]:
+    budget = float(case.params.get("p99_budget_ms") or 100)
+    series: dict[str, list[tuple[float, dict]]] = {}
+    for v in case.variants.values():
+        if v.series and v.metrics.get("offered_rps"):
+            series.setdefault(v.series, []).append((v.metrics["offered_rps"], v.metrics))
+    parts = []
+    for name, points in series.items():
+        at, why = knee(points, budget)
+        kept = [o for o, m in points if at is None or o < at]
+        parts.append(f"{name} knee at {at:.0f} req/s ({why})" if at is not None else
+                     f"{name} no knee up to {max(o for o, _ in points):.0f} req/s ({why})")
+        if at is not None and kept:
+            parts[-1] += f", kept up to {max(kept):.0f}"
+    return [f"Latency against offered load on /{case.params.get('endpoint')}: " + "; ".join(parts) + "."] if parts else []
+
+
 def summarize(result) -> list[str]:
     lines = []
     for case in result.cases:
+        if case.name == "closed_vs_open":
+            line = _co_line(case)
+            lines += [line] if line else []
+            continue
+        if case.name == "sweep":
+            lines += _sweep_lines(case)
+            continue
         measured = [v for v in case.variants.values() if v.metrics.get("rps")]
         if measured:
             fastest = max(measured, key=lambda v: v.metrics["rps"])
@@ -192,12 +325,19 @@ SCENARIO = Scenario(
                   "max_requests_per_burst": 200_000, "max_requests": 200, "preload_workers": 4, "boot_rounds": 2,
                   "generators": 1,
                   "configs": ("sync_2", "sync_2c1", "gthread_2x8", "gthread_4x4", "gevent_4", "asgi_2",
-                              "uvicorn_2", "maxreq_4")},
+                              "uvicorn_2", "maxreq_4"),
+                  "co_config": "gthread_2x8", "co_endpoint": "db",
+                  "sweep_configs": ("sync_2", "gthread_2x8", "gevent_4"), "sweep_endpoint": "db",
+                  "sweep_fractions": (0.25, 0.5, 0.75, 1.0, 1.25), "sweep_rounds": 1, "p99_budget_ms": 100},
         "full": {"endpoints": ("json", "db", "queries", "fortunes", "cpu", "io"), "users": 50, "burst_s": 5.0,
                  "warmup_s": 2.0, "rounds": 5, "max_requests_per_burst": 1_000_000, "max_requests": 1000,
                  "preload_workers": 8, "boot_rounds": 5, "generators": 1,
                  "configs": ("sync_2", "sync_4", "sync_2c1", "gthread_2x4", "gthread_2x8", "gthread_4x4",
-                             "gevent_4", "asgi_2", "uvicorn_2", "maxreq_4")},
+                             "gevent_4", "asgi_2", "uvicorn_2", "maxreq_4"),
+                 "co_config": "gthread_2x8", "co_endpoint": "db",
+                 "sweep_configs": ("sync_2", "sync_2c1", "gthread_2x8", "gevent_4", "uvicorn_2"), "sweep_endpoint": "db",
+                 "sweep_fractions": (0.2, 0.4, 0.6, 0.8, 0.9, 1.0, 1.1, 1.25, 1.5), "sweep_rounds": 3,
+                 "p99_budget_ms": 100},
     },
     cases=cases,
     setup=setup,

@@ -80,6 +80,12 @@ def test_rows_of_a_history_find_the_step_and_its_commits():
     assert ratio[0].dependencies == ("django 5.2.9 → 6.0.1",)  # a suspect beside the commit range
 
 
+def test_a_step_is_not_also_called_a_drift():
+    runs = _history(n=16, step_at=8, factor=1.6)  # one level change, flat on either side
+    items = [f for f in trends.findings(runs) if f.variant == "prefetch" and f.metric in ("time", "ratio")]
+    assert {f.kind for f in items} == {"step"}, [(f.kind, f.metric, f.change) for f in items]
+
+
 def test_an_exact_counter_steps_the_night_it_changes_and_is_new_then():
     runs = _history(queries_at=11)
     items = trends.findings(runs)

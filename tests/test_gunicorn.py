@@ -7,9 +7,7 @@ import json
 import psutil
 import pytest
 
-from harness.errors import LabsError
 from harness.measure.http import EXPECTED_FACTS, Server, ServerConfig, get, verify
-from harness.measure.loadgen import LoadGenerator
 from harness.measure.runner import RunOptions, run_scenario
 from harness.project import registry
 
@@ -81,34 +79,3 @@ def test_verification_and_queries_clamp(seeded, tmp_path):
                 if c.status == psutil.CONN_LISTEN:
                     assert c.laddr.ip == "127.0.0.1"
     assert not any(psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE for p in pids)
-
-
-def test_load_generator_is_bounded_and_loopback_only(seeded, tmp_path):
-    gen = LoadGenerator(tmp_path / "locust.log")
-    try:
-        with pytest.raises(LabsError, match="loopback"):
-            gen.burst("http://10.1.2.3:80", [("/json", 1)], 2, 1.0)
-        with Server(ServerConfig("bounded", "sync", 1), tmp_path, {}) as server:
-            out = gen.burst(server.url, [("/json", 1)], 2, 30.0, max_requests=50)
-            assert 50 <= out["requests"] < 500 and out["duration_s"] < 10  # stopped by the request cap
-            assert out["failures"] == 0 and sum(out["histogram_ms"].values()) == out["requests"]
-    finally:
-        gen.close()
-    assert gen.proc.poll() is not None
-
-
-def test_several_generator_processes_merge_into_one_burst(seeded, tmp_path):
-    from harness.measure.loadgen import histogram_percentile
-
-    gen = LoadGenerator(tmp_path / "locust.log", processes=2)
-    try:
-        with Server(ServerConfig("two-gens", "sync", 2), tmp_path, {}) as server:
-            out = gen.burst(server.url, [("/json", 1)], 4, 1.0)
-        assert out["processes"] == 2 and out["requests"] > 0 and out["failures"] == 0
-        assert sum(out["histogram_ms"].values()) == out["requests"]
-        assert out["p50_ms"] <= out["p95_ms"] <= out["p99_ms"]
-    finally:
-        gen.close()
-    assert all(p.poll() is not None for p in gen.procs)
-    assert histogram_percentile({"1": 50, "10": 45, "100": 5}, 0.95) == 10.0
-    assert histogram_percentile({}, 0.5) is None

@@ -77,7 +77,7 @@ def _regress_and_look(project: Path, views: Path, original: str) -> None:
     assert history.returncode == 0, history.stderr
     assert "regression point" in history.stdout and (project / "results" / "history").is_dir()
     report = labs(project, "report", "latest")
-    assert report.returncode == 0 and Path(report.stdout.strip()).read_text().count("<table") >= 1
+    assert report.returncode == 0 and (project / report.stdout.strip()).read_text().count("<table") >= 1
     export = labs(project, "export", "latest")
     assert export.returncode == 0 and json.loads(export.stdout)["benchmarks"]
 

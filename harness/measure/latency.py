@@ -18,7 +18,7 @@ import math
 from collections.abc import Iterable, Sequence
 
 LOWEST_US, HIGHEST_US, DIGITS = 1, 60_000_000, 3
-PERCENTILES = (50, 90, 95, 99, 99.9)
+PERCENTILES = (50, 95, 99, 99.9)
 
 
 def histogram():

@@ -1,10 +1,13 @@
-"""Load scenarios' machinery: real Gunicorn servers driven by bounded Locust bursts.
+"""Load scenarios' machinery: real Gunicorn servers driven by bounded load bursts.
 
 A `Rig` holds what a whole run of a load scenario shares — one server per configuration (kept up
 across interleaved rounds) and one load generator — and is closed by the scenario's setup
 context. `load_variant` is a variant factory: its verified pass checks the server's answers, its
-timed unit is one burst (self-timed: seconds per request). `LOAD_METRICS` declares what a burst
-reports.
+timed unit is one burst (self-timed: seconds per request), closed loop (`users`) or open loop
+(`rate`: a fixed offered rate, latency from each request's intended send time — see
+harness.measure.latency). `LOAD_METRICS` declares what a burst reports; `summarize_bursts` merges
+the bursts' HDR histograms before taking percentiles and keeps each burst's histogram (encoded)
+so `labs compare` can bootstrap p95/p99 over bursts.
 """
 from __future__ import annotations
 
@@ -26,6 +29,14 @@ LOAD_METRICS = (
     Metric("p50_ms", "p50", "ms", kind="statistical"),
     Metric("p95_ms", "p95", "ms", kind="statistical"),
     Metric("p99_ms", "p99", "ms", kind="statistical"),
+    Metric("p99_9_ms", "p99.9", "ms", kind="statistical"),
+    Metric("offered_rps", "offered", "req/s", better=None,
+           description="open loop: the rate requests were scheduled at, whatever the server did"),
+    Metric("late", "late sends", description="open loop: requests the generator sent over 1 ms after their "
+                                             "intended time (it could not keep the schedule)"),
+    Metric("latency_hdr", "latency histograms", better=None,
+           description="each burst's HDR histogram of latencies (µs, encoded): compare bootstraps percentiles "
+                       "over them"),
     Metric("requests", "requests"),
     Metric("failures", "fail", kind="exact", description="failed requests (every one is a verdict)"),
     Metric("error_rate", "err rate", percent=True),
@@ -49,6 +60,8 @@ class Rig:
         self.generators = generators
         self.servers: dict[str, Server] = {}
         self._gen: LoadGenerator | None = None
+        self.capacity: dict[tuple, float] = {}
+        """Closed-loop throughput measured once per configuration and paths (open-loop yardsticks)."""
 
     def server(self, config: ServerConfig) -> Server:
         server = self.servers.get(config.name)
@@ -77,10 +90,13 @@ class Rig:
 
 
 def load_variant(config: ServerConfig, paths: list[tuple[str, int]],
-                 verify_fn: Callable[[str], Any] | None = None):
+                 verify_fn: Callable[[str], Any] | None = None,
+                 rate: float | Callable[..., float] | None = None):
     """A variant that serves `paths` with a real Gunicorn (from the run's Rig, `ctx.shared`) and
-    samples it with Locust bursts (self-timed: seconds per request). Its verified pass runs
-    `verify_fn(url)` (default: the TechEmpower-style verification)."""
+    samples it with load bursts (self-timed: seconds per request). Its verified pass runs
+    `verify_fn(url)` (default: the TechEmpower-style verification). Closed loop with the case's
+    `users`, unless open loop: `rate` (requests per second, or `rate(rig, server, paths, params)`
+    deciding it once before the first burst), else the case's mode=open and rate params."""
     from harness.measure.http import verify
 
     def make(ctx: Context):
@@ -91,13 +107,14 @@ def load_variant(config: ServerConfig, paths: list[tuple[str, int]],
             return lambda: (verify_fn or verify)(server.url)
         p = ctx.params
         gen = rig.loadgen()
-        gen.burst(server.url, paths, p["users"], p["warmup_s"])  # warm-up, discarded
+        offered = rate(rig, server, paths, p) if callable(rate) else rate if rate is not None else load_rate(p)
+        gen.burst(server.url, paths, p["users"], p["warmup_s"], rate=offered)  # warm-up, discarded
         bursts: list[dict[str, Any]] = []
         pids_seen: set[int] = set(server.worker_pids())
 
         def unit() -> float:
             cpu0 = server.cpu_s()
-            b = gen.burst(server.url, paths, p["users"], p["burst_s"], p["max_requests_per_burst"])
+            b = gen.burst(server.url, paths, p["users"], p["burst_s"], p["max_requests_per_burst"], rate=offered)
             if not server.alive():  # a dead server is a stack failure, not a slow variant
                 raise StackError(f"gunicorn ({config.name}) died during the run; its log: {server.log_path}")
             b["server_cpu"] = round((server.cpu_s() - cpu0) / b["duration_s"], 3) if b["duration_s"] else 0.0
@@ -113,7 +130,7 @@ def load_variant(config: ServerConfig, paths: list[tuple[str, int]],
                 return
             m = ctx.metrics
             m.update(summarize_bursts(bursts, "server_cpu"))
-            m["generator_bound"] = "yes" if (m["generator_cpu"] or 0) > GENERATOR_BOUND else "no"
+            m["generator_bound"] = generator_bound(m)
             m["worker_restarts"] = max(0, len(pids_seen) - config.workers)
             errors: dict[str, int] = {}
             for b in bursts:
@@ -125,14 +142,56 @@ def load_variant(config: ServerConfig, paths: list[tuple[str, int]],
     return make
 
 
+def matched_rate(fraction: float = 0.9):
+    """An open-loop rate of `fraction` of what the closed loop (the case's users) serves: a short
+    closed burst measures it on the same server just before the variant's first burst."""
+    def decide(rig, server, paths, p) -> float:
+        probe = rig.loadgen().burst(server.url, paths, p["users"], max(0.5, float(p["warmup_s"])))
+        return max(1.0, round(fraction * probe["rps"], 1))
+    return decide
+
+
+def load_rate(params: dict[str, Any]) -> float | None:
+    """The offered rate of an open-loop variant (params mode=open, rate=N req/s); None: closed loop."""
+    if str(params.get("mode", "closed")) != "open":
+        return None
+    rate = float(params.get("rate") or 0)
+    if rate <= 0:
+        raise ValueError("an open-loop load needs a rate > 0 requests per second (--param rate=200)")
+    return rate
+
+
+def generator_bound(m: dict[str, Any]) -> str:
+    """'yes' when one generator process was near a full core, or an open loop could not keep its
+    schedule (over 1 % of its requests went out late): its numbers then measure the generator."""
+    cpu = m.get("generator_cpu_max", m.get("generator_cpu")) or 0
+    late = (m.get("late") or 0) / max(1, m.get("requests") or 0)
+    return "yes" if cpu > GENERATOR_BOUND or late > 0.01 else "no"
+
+
 def summarize_bursts(bursts: list[dict], *extra: str) -> dict:
-    """What a variant's measured bursts saw: medians of the per-burst figures (and of `extra`
-    keys the scenario added), request and failure totals, the error rate."""
+    """What a variant's measured bursts saw: percentiles of all its requests (the bursts' HDR
+    histograms merged, exactly: never a median of per-burst percentiles), the median burst's
+    throughput (and of `extra` keys the scenario added), totals, the error rate, and each burst's
+    histogram for the percentile intervals of `labs compare`."""
+    from harness.measure import latency
+
     def med(key: str):
         values = [b[key] for b in bursts if b.get(key) is not None]
         return round(statistics.median(values), 3) if values else None
-    out = {key: med(key) for key in ("rps", "p50_ms", "p95_ms", "p99_ms", "generator_cpu", *extra)}
+    out = {key: med(key) for key in ("rps", "generator_cpu", *extra)}
+    out["generator_cpu_max"] = max((b.get("generator_cpu_max", b.get("generator_cpu")) or 0 for b in bursts),
+                                   default=0.0)
+    encoded = [b.get("hdr") or "" for b in bursts]
+    out.update(latency.percentiles_ms(latency.merge(encoded)))
+    if any(encoded):
+        out["latency_hdr"] = encoded
     out["requests"] = sum(b["requests"] for b in bursts)
     out["failures"] = sum(b["failures"] for b in bursts)
     out["error_rate"] = round(out["failures"] / out["requests"], 4) if out["requests"] else 1.0
+    late = sum(b.get("late") or 0 for b in bursts)
+    offered = [b["offered_rps"] for b in bursts if b.get("offered_rps")]
+    if offered:
+        out["offered_rps"] = round(statistics.median(offered), 2)
+        out["late"] = late
     return out

@@ -99,13 +99,17 @@ def counter_metrics() -> dict[str, Metric]:
 class SeriesChart:
     """`metric` of the variants that declare a `series` and an `x`, drawn against x — one line per
     series (e.g. speedup against workers for threads and processes). `ideal='cores'` adds the
-    line min(x, cores) a perfectly parallel family would follow."""
+    line min(x, cores) a perfectly parallel family would follow; `ideal='x'` the line y = x (what
+    a server keeping up with its offered load serves)."""
 
     metric: str
     x_label: str
     y_label: str = ""
     ideal: str | None = None
     log_x: bool = True
+    x_metric: str = ""
+    """Take each point's x from this metric of the variant (e.g. the offered rate it measured)
+    rather than the variant's declared `x`."""
     kind = "series"
 
     def to_dict(self) -> dict[str, Any]:

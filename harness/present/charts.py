@@ -214,17 +214,21 @@ def svg(fig) -> str:
 
 def series_figure(result, case, spec: dict):
     """A declared metric against each variant's `x`, one line per `series`; with ideal='cores' the
-    line min(x, cores) (e.g. gil's speedup against workers)."""
-    metric = spec["metric"]
+    line min(x, cores) (e.g. gil's speedup against workers), with ideal='x' the line y = x (served
+    against offered load)."""
+    metric, x_metric = spec["metric"], spec.get("x_metric")
     points: dict[str, list[tuple[float, float]]] = {}
     for v in case.variants.values():
-        if v.series and v.x is not None and v.metrics.get(metric) is not None:
-            points.setdefault(v.series, []).append((v.x, v.metrics[metric]))
+        x = v.metrics.get(x_metric) if x_metric else v.x
+        if v.series and isinstance(x, (int, float)) and v.metrics.get(metric) is not None:
+            points.setdefault(v.series, []).append((float(x), v.metrics[metric]))
     if not points:
         return None
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 3.8))
-    xs = sorted({x for pts in points.values() for x, _ in pts} | ({1.0} if spec.get("ideal") else set()))
+    xs = sorted({x for pts in points.values() for x, _ in pts} | ({1.0} if spec.get("ideal") == "cores" else set()))
+    if spec.get("ideal") == "x":  # e.g. served against offered load: the line a server keeping up follows
+        ax.plot(xs, xs, ls="--", color="#555", label="ideal: y = x", gid="ideal")
     if spec.get("ideal") == "cores":
         cores = result.env.get("cpus") or 1
         ax.plot(xs, [min(x, cores) for x in xs], ls="--", color="#555", label=f"ideal: min(n, {cores} cores)",
@@ -235,7 +239,8 @@ def series_figure(result, case, spec: dict):
         ax.plot([x for x, _ in pts], [s for _, s in pts], marker="o", label=family, gid=f"series-{family}")
     if spec.get("log_x", True):
         ax.set_xscale("log", base=2)
-    ax.set_xticks(xs, [f"{x:g}" for x in xs])
+    if len(xs) <= 12:
+        ax.set_xticks(xs, [f"{x:.4g}" for x in xs])
     ax.set_xlabel(spec.get("x_label") or "")
     ax.set_ylabel(spec.get("y_label") or result.metric(metric).header)
     ax.set_title(f"{case.name}: {result.metric(metric).header} vs {spec.get('x_label') or 'x'}", loc="left",

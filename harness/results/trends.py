@@ -107,10 +107,13 @@ def findings(runs: Sequence[Result], env_of: dict[str, dict] | None = None) -> l
                                after, worse, _dependency_changes(env_of.get(before.run_id, {}),
                                                                  env_of.get(after.run_id, {}))))
         if timing:
-            d = cp.drift_named(values, min_effect=MIN_EFFECT[metric])
+            # a drift is a trend within one level: runs before the last step are another level,
+            # and a step inside the window would pass for a trend
+            since = found[-1].index if found else 0
+            d = cp.drift_named(values[since:], min_effect=MIN_EFFECT[metric])
             if d is not None:
                 out.append(Finding(scenario, case, variant, metric, "drift", 1 + d.total, None, d.p, (d.runs, 0),
-                                   points[d.start], points[-1], d.total > 0))
+                                   points[since + d.start], points[-1], d.total > 0))
     return out
 
 
