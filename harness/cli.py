@@ -52,9 +52,9 @@ app = typer.Typer(
 
 
 def _register() -> None:
-    from harness.commands import asv, diagnose, regress, run, stack, tools, workshop
+    from harness.commands import asv, diagnose, load, regress, run, stack, tools, workshop
 
-    for module in (run, diagnose, regress, stack, workshop, asv, tools):
+    for module in (run, diagnose, regress, load, stack, workshop, asv, tools):
         module.register(app)
 
 

@@ -16,7 +16,8 @@ import statistics
 from pathlib import Path
 
 from harness.measure.http import EXPECTED_FACTS, Server, ServerConfig
-from harness.measure.load import LATENCY_CHART, LOAD_METRICS, Rig, load_variant, matched_rate
+from harness.measure.load import LATENCY_CHART, LOAD_METRICS, Rig, load_variant
+from harness.measure.sweep import SWEEP_P99, SWEEP_SERVED, matched_rate, sweep_lines, sweep_rate
 from harness.scenario import (
     Case,
     Check,
@@ -24,7 +25,6 @@ from harness.scenario import (
     Metric,
     Scenario,
     SelfTimed,
-    SeriesChart,
     Variant,
     metric_check,
     same_result_as,
@@ -80,47 +80,8 @@ def _load_variant(config: ServerConfig, endpoint: str):
     return load_variant(config, _paths(endpoint, config))
 
 
-# -- open loop: coordinated omission, and latency against offered load ----------------------------
 CO_FRACTION = 0.9
 """The open loop offers this fraction of what the closed loop served on the same server."""
-SWEEP_P99 = SeriesChart("p99_ms", x_label="offered load, req/s", y_label="p99 latency, ms", log_x=False,
-                        x_metric="offered_rps")
-SWEEP_SERVED = SeriesChart("rps", x_label="offered load, req/s", y_label="served, req/s", log_x=False,
-                           x_metric="offered_rps", ideal="x")
-
-
-def capacity(rig: Rig, config: ServerConfig, paths: list[tuple[str, int]], p: dict) -> float:
-    """What a server serves closed loop (the case's users, no wait): measured once per run and
-    configuration, the yardstick of the sweep's offered rates."""
-    key = (config.name, tuple(paths))
-    if key not in rig.capacity:
-        server, gen = rig.server(config), rig.loadgen()
-        gen.burst(server.url, paths, p["users"], float(p["warmup_s"]))
-        rig.capacity[key] = gen.burst(server.url, paths, p["users"], max(1.0, float(p["burst_s"])))["rps"]
-    return rig.capacity[key]
-
-
-def _sweep_rate(fraction: float, yardstick: list[tuple[ServerConfig, list]]):
-    """fraction × the highest closed-loop capacity among the sweep's configurations: one grid of
-    absolute rates for all of them, so their knees are comparable."""
-    def decide(rig, server, paths, p) -> float:
-        top = max(capacity(rig, cfg, pth, p) for cfg, pth in yardstick)
-        return max(1.0, round(fraction * top, 1))
-    return decide
-
-
-def knee(points: list[tuple[float, dict]], budget_ms: float) -> tuple[float | None, str]:
-    """The first offered rate (ascending) at which the server stopped keeping up: served under
-    90 % of offered, any failed request, or p99 over the budget. (None, why) when it never did."""
-    for offered, m in sorted(points, key=lambda x: x[0]):
-        served, p99, failed = m.get("rps") or 0.0, m.get("p99_ms"), m.get("failures") or 0
-        if failed:
-            return offered, f"{failed} failed requests"
-        if served < 0.9 * offered:
-            return offered, f"served {served:.0f} of {offered:.0f} req/s offered"
-        if p99 is not None and p99 > budget_ms:
-            return offered, f"p99 {p99:.0f} ms over the {budget_ms:.0f} ms budget"
-    return None, "kept up at every offered rate"
 
 
 def _boot_variant(config: ServerConfig):
@@ -219,12 +180,15 @@ def _sweep_case(params) -> Case:
     """Latency against offered load: each configuration at the same grid of open-loop rates
     (fractions of the best closed-loop capacity among them), p50/p95/p99 and failures per step."""
     chosen = configs({**params, "configs": params["sweep_configs"]})
-    yardstick = [(cfg, _paths(params["sweep_endpoint"], cfg)) for cfg in chosen.values()]
+    servers = [(cfg, _paths(params["sweep_endpoint"], cfg)) for cfg in chosen.values()]
+
+    def yardstick(ctx):
+        return servers
     variants = []
     for name, cfg in chosen.items():
         for fraction in params["sweep_fractions"]:
             variants.append(Variant(f"{name}@{fraction:g}", load_variant(
-                cfg, _paths(params["sweep_endpoint"], cfg), rate=_sweep_rate(float(fraction), yardstick)),
+                cfg, _paths(params["sweep_endpoint"], cfg), rate=sweep_rate(float(fraction), yardstick)),
                 f"{name}, open loop at {fraction:g} × the best closed-loop capacity", series=name, x=float(fraction)))
     return Case(
         "sweep", {"endpoint": params["sweep_endpoint"], "users": params["users"], "burst_s": params["burst_s"],
@@ -265,23 +229,6 @@ def _co_line(case) -> str | None:
                if (o.get("late") or 0) > 0.01 * max(1, o.get("requests") or 0) else ""))
 
 
-def _sweep_lines(case) -> list[str]:
-    budget = float(case.params.get("p99_budget_ms") or 100)
-    series: dict[str, list[tuple[float, dict]]] = {}
-    for v in case.variants.values():
-        if v.series and v.metrics.get("offered_rps"):
-            series.setdefault(v.series, []).append((v.metrics["offered_rps"], v.metrics))
-    parts = []
-    for name, points in series.items():
-        at, why = knee(points, budget)
-        kept = [o for o, m in points if at is None or o < at]
-        parts.append(f"{name} knee at {at:.0f} req/s ({why})" if at is not None else
-                     f"{name} no knee up to {max(o for o, _ in points):.0f} req/s ({why})")
-        if at is not None and kept:
-            parts[-1] += f", kept up to {max(kept):.0f}"
-    return [f"Latency against offered load on /{case.params.get('endpoint')}: " + "; ".join(parts) + "."] if parts else []
-
-
 def summarize(result) -> list[str]:
     lines = []
     for case in result.cases:
@@ -290,7 +237,7 @@ def summarize(result) -> list[str]:
             lines += [line] if line else []
             continue
         if case.name == "sweep":
-            lines += _sweep_lines(case)
+            lines += sweep_lines(case)
             continue
         measured = [v for v in case.variants.values() if v.metrics.get("rps")]
         if measured:

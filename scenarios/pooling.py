@@ -24,7 +24,8 @@ from pathlib import Path
 
 from harness.errors import StackError
 from harness.measure.http import Server, ServerConfig, db_answers
-from harness.measure.load import LOAD_METRICS, Rig, summarize_bursts
+from harness.measure.load import LOAD_METRICS, Rig, generator_bound, summarize_bursts
+from harness.measure.sweep import SWEEP_P99, SWEEP_SERVED, sweep_lines, sweep_rate
 from harness.scenario import (
     Calibrated,
     Case,
@@ -208,7 +209,16 @@ class _ConnSampler:
         self.conn.close()
 
 
-def _http_variant(name: str):
+def _available(name: str, ctx: Context) -> bool:
+    """Whether this run's stack has what the strategy needs (the stack's PgBouncer, or one the lab starts)."""
+    if name == "pgbouncer_transaction":
+        return "pgbouncer" in ctx.components
+    return not name.startswith("pgbouncer") or "pgbouncer_local" in ctx.components
+
+
+def _http_variant(name: str, fraction: float | None = None, sweep: tuple[str, ...] = ()):
+    """/db through Gunicorn with this pooling strategy: closed loop (the http case), or open loop
+    at `fraction` × the best closed-loop capacity among the `sweep` strategies (the sweep case)."""
     def make(ctx: Context):
         pools: Pools = ctx.shared
         server = pools.rig.server(_server_config(name, ctx))
@@ -220,14 +230,24 @@ def _http_variant(name: str):
             return lambda: db_answers(server.url)  # statuses, rows checked, rows not as in the database
         gen = pools.rig.loadgen()
         p = ctx.params
-        gen.burst(server.url, [("/db", 1)], p["users"], p["warmup_s"])
+        paths = [("/db", 1)]
+        offered = None
+        if fraction is not None:
+            offered = sweep_rate(fraction, lambda c: [(_server_config(n, c), paths) for n in sweep
+                                                      if _available(n, c)])(pools.rig, server, paths, ctx)
+        gen.burst(server.url, paths, p["users"], p["warmup_s"], rate=offered)
         sampler = _ConnSampler(pools.role(name))
         bursts: list[dict] = []
 
         def unit() -> float:
+            if offered is not None:  # the sweep: latency and throughput only
+                b = gen.burst(server.url, paths, p["users"], p["burst_s"], rate=offered)
+                pools.assert_alive(server)
+                bursts.append(b)
+                return b["duration_s"] / b["requests"] if b["requests"] else b["duration_s"] * 1000
             s0 = sampler.sessions()
             with sampler:
-                b = gen.burst(server.url, [("/db", 1)], p["users"], p["burst_s"])
+                b = gen.burst(server.url, paths, p["users"], p["burst_s"])
             pools.assert_alive(server)
             time.sleep(0.6)  # PostgreSQL flushes session statistics when backends exit
             b["sessions_per_request"] = (sampler.sessions() - s0) / b["requests"] if b["requests"] else None
@@ -238,7 +258,10 @@ def _http_variant(name: str):
         @ctx.on_close
         def close() -> None:
             sampler.close()
-            if bursts:
+            if bursts and offered is not None:
+                ctx.metrics.update(summarize_bursts(bursts))
+                ctx.metrics["generator_bound"] = generator_bound(ctx.metrics)
+            elif bursts:
                 ctx.metrics.update(summarize_bursts(bursts, "sessions_per_request"),
                                    server_conns=max(b["server_conns"] for b in bursts))
         return unit
@@ -383,7 +406,22 @@ def cases(params) -> list[Case]:
                       "break with prepared statements, work with prepare_threshold=None")),
         units=1, timing=Calibrated(rounds=params["crowd_rounds"]), title=f"crowd · {params['clients']} clients, CONNECTION LIMIT {params['limit']}, each holds "
                        f"{params['hold_ms']} ms", columns=("errors", "error_rate"))
-    return [http, crowd]
+    out = [http, crowd]
+    if params.get("sweep_strategies"):
+        sweep = tuple(params["sweep_strategies"])
+        variants = tuple(Variant(f"{n}@{f:g}", _http_variant(n, float(f), sweep), requires=needs.get(n, frozenset()),
+                                 description=f"{n}, open loop at {f:g} × the best closed-loop capacity",
+                                 series=n, x=float(f))
+                         for n in sweep for f in params["sweep_fractions"])
+        out.append(Case(
+            "sweep", {k: params[k] for k in ("users", "burst_s", "warmup_s", "workers", "threads", "django_pool",
+                                             "bouncer_pool", "p99_budget_ms")}
+            | {"endpoint": "db", "fractions": tuple(params["sweep_fractions"])},
+            variants[0].name, variants, (), timing=SelfTimed(rounds=params["sweep_rounds"]), time_label="",
+            charts=(SWEEP_P99, SWEEP_SERVED),
+            title=f"sweep · /db, latency against offered load (open loop), p99 budget {params['p99_budget_ms']} ms",
+            columns=("offered_rps", "rps", "p50_ms", "p95_ms", "p99_ms", "failures", "late", "generator_bound")))
+    return out
 
 
 def setup(ctx: Context) -> Pools:
@@ -421,6 +459,8 @@ def summarize(result) -> list[str]:
                 lines.append(f"no_pool opened {spr:.2f} PostgreSQL sessions per request, each costing "
                              f"{base.metrics.get('connect_ms')} ms to connect (median; through PgBouncer "
                              f"{v['pgbouncer_transaction'].metrics.get('connect_ms') if v.get('pgbouncer_transaction') else '–'} ms).")
+        if case.name == "sweep":
+            lines += sweep_lines(case)
         if case.name == "crowd":
             parts = [f"{n} {x.metrics.get('errors', '?')} errors ({x.metrics.get('error_kinds') or 'none'})"
                      for n, x in v.items() if not x.skipped]
@@ -444,10 +484,14 @@ SCENARIO = Scenario(
     profiles={
         "quick": {"users": 16, "burst_s": 1.5, "warmup_s": 0.5, "rounds": 3, "workers": 2, "threads": 4,
                   "django_pool": "1:4:5", "bouncer_pool": 4, "clients": 50, "limit": 20, "hold_ms": 100,
-                  "pool_max": 10, "pool_timeout_s": 0.3, "crowd_rounds": 3},
+                  "pool_max": 10, "pool_timeout_s": 0.3, "crowd_rounds": 3,
+                  "sweep_strategies": ("no_pool", "persistent", "pgbouncer_transaction"),
+                  "sweep_fractions": (0.5, 0.8, 1.0, 1.25), "sweep_rounds": 1, "p99_budget_ms": 100},
         "full": {"users": 32, "burst_s": 5.0, "warmup_s": 1.0, "rounds": 5, "workers": 4, "threads": 4,
                  "django_pool": "2:4:5", "bouncer_pool": 8, "clients": 100, "limit": 20, "hold_ms": 200,
-                 "pool_max": 10, "pool_timeout_s": 0.5, "crowd_rounds": 5},
+                 "pool_max": 10, "pool_timeout_s": 0.5, "crowd_rounds": 5,
+                 "sweep_strategies": ("no_pool", "persistent", "django_pool", "pgbouncer_transaction"),
+                 "sweep_fractions": (0.2, 0.4, 0.6, 0.8, 1.0, 1.2, 1.5), "sweep_rounds": 3, "p99_budget_ms": 100},
     },
     cases=cases,
     setup=setup,

@@ -86,6 +86,21 @@ def test_a_step_is_not_also_called_a_drift():
     assert {f.kind for f in items} == {"step"}, [(f.kind, f.metric, f.change) for f in items]
 
 
+def test_a_load_variants_p99_has_its_own_history():
+    rng = random.Random(5)
+    runs = []
+    for i, r in enumerate(_history(n=14)):
+        case = r.cases[0]
+        v = case.variants["prefetch"]
+        p99 = (40.0 if i >= 7 else 20.0) * math.exp(rng.gauss(0, 0.05))  # the tail doubles at run 7
+        v = replace(v, metrics={**v.metrics, "p99_ms": p99, "errors": {"x": 1}})
+        runs.append(replace(r, metrics={**r.metrics, "p99_ms": {"kind": "statistical", "better": "lower"}},
+                            cases=(replace(case, variants={**case.variants, "prefetch": v}),)))
+    (step,) = [f for f in trends.findings(runs) if f.metric == "p99_ms"]
+    assert step.kind == "step" and step.worse and not step.exact and step.after.run_id == runs[7].run_id
+    assert 1.8 < step.change < 2.2
+
+
 def test_an_exact_counter_steps_the_night_it_changes_and_is_new_then():
     runs = _history(queries_at=11)
     items = trends.findings(runs)

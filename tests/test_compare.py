@@ -185,3 +185,34 @@ def test_another_machine_makes_timings_incomparable_but_counters_still_count():
     assert v[("prefetch", "queries")] == "worse"
     assert [r.metric for r in c.regressions] == ["queries"]
     assert any("another machine" in n for n in c.notes)
+
+
+def _with_latency(run: Result, scale: float, seed: int, bursts: int = 5) -> Result:
+    """The run's prefetch variant with load bursts: log-normal latencies around 5 ms × scale."""
+    from harness.measure import latency
+
+    rng = np.random.default_rng(seed)
+    encoded = []
+    for _ in range(bursts):
+        h = latency.histogram()
+        for value in rng.lognormal(np.log(5000 * scale), 0.4, 400):
+            h.record_value(int(value))
+        encoded.append(latency.encode(h))
+    case = run.cases[0]
+    v = case.variants["prefetch"]
+    variants = {**case.variants, "prefetch": replace(v, metrics={**v.metrics, "latency_hdr": encoded})}
+    return replace(run, cases=(replace(case, variants=variants),))
+
+
+def test_tail_latency_is_compared_from_the_bursts_histograms():
+    base = _with_latency(BASE, 1.0, seed=1)
+    same = _with_latency(make_run("20260102T000000Z-n_plus_one-0002", seed=2), 1.0, seed=2)
+    rows = {r.metric: r for r in cmp.compare("base", [base], "new", [same]).rows if r.variant == "prefetch"}
+    assert rows["p99_ms"].verdict == rows["p95_ms"].verdict == "unchanged"
+    assert rows["p99_ms"].ci95[0] < 1 < rows["p99_ms"].ci95[1]
+    slow = _with_latency(make_run("20260102T000000Z-n_plus_one-0003", seed=3), 1.6, seed=3)
+    rows = {r.metric: r for r in cmp.compare("base", [base], "new", [slow]).rows if r.variant == "prefetch"}
+    assert rows["p99_ms"].verdict == "slower" and rows["p99_ms"].ci95[0] > 1.25
+    assert "bootstrap over 5+5 bursts" in rows["p99_ms"].detail
+    lenient = cmp.compare("base", [base], "new", [slow], thresholds=[cmp.Threshold.parse("p99:80%")])
+    assert {r.metric: r.verdict for r in lenient.rows if r.variant == "prefetch"}["p99_ms"] == "unchanged"

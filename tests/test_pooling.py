@@ -13,7 +13,8 @@ pytestmark = pytest.mark.stack
 
 PARAMS = {"users": "4", "burst_s": "0.6", "warmup_s": "0.2", "rounds": "1", "workers": "1", "threads": "3",
           "django_pool": "1:2:5", "bouncer_pool": "2", "clients": "12", "limit": "5", "hold_ms": "60",
-          "pool_max": "3", "pool_timeout_s": "0.05", "crowd_rounds": "1"}
+          "pool_max": "3", "pool_timeout_s": "0.05", "crowd_rounds": "1",
+          "sweep_strategies": "no_pool,pgbouncer_transaction", "sweep_fractions": "0.5,1.2", "sweep_rounds": "1"}
 
 
 @pytest.fixture(scope="module")
@@ -74,3 +75,12 @@ def test_pgbouncer_missing_is_skipped_with_hint(stack, tiny_budget):
     res = run_scenario(registry.get("pooling"), opts, info)
     skipped = next(c for c in res.cases if c.name == "http").variants["pgbouncer_session"].skipped
     assert skipped and "apt-get install pgbouncer" in skipped
+
+
+def test_the_sweep_offers_each_strategy_the_same_rates(result):
+    sweep = next(c for c in result.cases if c.name == "sweep")
+    offered = {n: v.metrics["offered_rps"] for n, v in sweep.variants.items()}
+    assert set(offered) == {"no_pool@0.5", "no_pool@1.2", "pgbouncer_transaction@0.5", "pgbouncer_transaction@1.2"}
+    assert offered["no_pool@0.5"] == offered["pgbouncer_transaction@0.5"]
+    assert offered["no_pool@1.2"] == pytest.approx(2.4 * offered["no_pool@0.5"], abs=0.2)
+    assert all(v.metrics["requests"] > 0 for v in sweep.variants.values())

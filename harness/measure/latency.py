@@ -74,6 +74,31 @@ def bootstrap_percentile(encoded: Sequence[str], q: float, n_resamples: int = 40
     return values[int(0.025 * len(values))], values[int(math.ceil(0.975 * len(values))) - 1]
 
 
+def bootstrap_ratio(base: Sequence[str], new: Sequence[str], q: float, n_resamples: int = 400,
+                    seed: int = 0) -> tuple[float, float] | None:
+    """95 % interval of percentile(new) / percentile(base): whole bursts resampled on each side."""
+    import random
+
+    sides = [[decode(e) for e in side if e] for side in (base, new)]
+    if any(len(side) < 2 for side in sides):
+        return None
+    rng = random.Random(seed)
+    ratios = []
+    for _ in range(n_resamples):
+        values = []
+        for side in sides:
+            total = histogram()
+            for _ in side:
+                total.add(rng.choice(side))
+            values.append(total.get_value_at_percentile(q))
+        if values[0] > 0:
+            ratios.append(values[1] / values[0])
+    if not ratios:
+        return None
+    ratios.sort()
+    return ratios[int(0.025 * len(ratios))], ratios[int(math.ceil(0.975 * len(ratios))) - 1]
+
+
 def schedule(rate: float, duration_s: float, start: float, share: int = 0, shares: int = 1) -> list[float]:
     """Intended send times of one generator's share (every `shares`-th slot, from `share`) of an
     open-loop schedule at `rate` requests per second over `duration_s`."""

@@ -32,7 +32,7 @@ LOAD_METRICS = (
     Metric("p99_9_ms", "p99.9", "ms", kind="statistical"),
     Metric("offered_rps", "offered", "req/s", better=None,
            description="open loop: the rate requests were scheduled at, whatever the server did"),
-    Metric("late", "late sends", description="open loop: requests the generator sent over 1 ms after their "
+    Metric("late", "late sends", description="open loop: requests the generator sent over 10 ms after their "
                                              "intended time (it could not keep the schedule)"),
     Metric("latency_hdr", "latency histograms", better=None,
            description="each burst's HDR histogram of latencies (µs, encoded): compare bootstraps percentiles "
@@ -95,7 +95,7 @@ def load_variant(config: ServerConfig, paths: list[tuple[str, int]],
     """A variant that serves `paths` with a real Gunicorn (from the run's Rig, `ctx.shared`) and
     samples it with load bursts (self-timed: seconds per request). Its verified pass runs
     `verify_fn(url)` (default: the TechEmpower-style verification). Closed loop with the case's
-    `users`, unless open loop: `rate` (requests per second, or `rate(rig, server, paths, params)`
+    `users`, unless open loop: `rate` (requests per second, or `rate(rig, server, paths, ctx)`
     deciding it once before the first burst), else the case's mode=open and rate params."""
     from harness.measure.http import verify
 
@@ -107,7 +107,7 @@ def load_variant(config: ServerConfig, paths: list[tuple[str, int]],
             return lambda: (verify_fn or verify)(server.url)
         p = ctx.params
         gen = rig.loadgen()
-        offered = rate(rig, server, paths, p) if callable(rate) else rate if rate is not None else load_rate(p)
+        offered = rate(rig, server, paths, ctx) if callable(rate) else rate if rate is not None else load_rate(p)
         gen.burst(server.url, paths, p["users"], p["warmup_s"], rate=offered)  # warm-up, discarded
         bursts: list[dict[str, Any]] = []
         pids_seen: set[int] = set(server.worker_pids())
@@ -140,15 +140,6 @@ def load_variant(config: ServerConfig, paths: list[tuple[str, int]],
                 m["errors"] = errors
         return unit
     return make
-
-
-def matched_rate(fraction: float = 0.9):
-    """An open-loop rate of `fraction` of what the closed loop (the case's users) serves: a short
-    closed burst measures it on the same server just before the variant's first burst."""
-    def decide(rig, server, paths, p) -> float:
-        probe = rig.loadgen().burst(server.url, paths, p["users"], max(0.5, float(p["warmup_s"])))
-        return max(1.0, round(fraction * probe["rps"], 1))
-    return decide
 
 
 def load_rate(params: dict[str, Any]) -> float | None:

@@ -31,6 +31,9 @@ from pathlib import Path
 
 from harness.errors import LabsError
 
+LATE_S = 0.010
+"""An open-loop request sent this much after its intended time counts as late: the generator
+could not keep its schedule (timer wake-ups are ~1 ms late routinely; 10 ms is falling behind)."""
 MARK = "@@labs-loadgen "
 """Prefix of the child's answers: other stdout lines (library chatter) are logged, not parsed."""
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
@@ -40,12 +43,15 @@ class LoadGenerator:
     """The parent's handle: one generator process (a Locust master when `processes` > 1, with
     that many worker processes it starts itself)."""
 
-    def __init__(self, log_path: Path, processes: int = 1, allow_remote: bool = False) -> None:
+    def __init__(self, log_path: Path, processes: int = 1, allow_remote: bool = False, remote_workers: int = 0,
+                 master_bind: str = "127.0.0.1", master_port: int = 0) -> None:
         log_path.parent.mkdir(parents=True, exist_ok=True)
         self.log = open(log_path, "ab")
         self.processes = max(1, processes)
         self.allow_remote = allow_remote
         argv = [sys.executable, "-m", "harness.measure.loadgen", "--processes", str(self.processes)]
+        if remote_workers:  # a master others join with `labs locust-worker --master HOST:PORT`
+            argv += ["--remote", str(remote_workers), "--bind", master_bind, "--port", str(master_port)]
         self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log, text=True,
                                      bufsize=1)
 
@@ -216,7 +222,7 @@ def _open(spec: dict, share: int = 0, shares: int = 1) -> dict:
 
     def one(intended: float) -> None:
         sent = time.perf_counter()
-        if sent - intended > 0.001:
+        if sent - intended > LATE_S:
             counts["late"] += 1  # the generator itself could not keep the schedule
         try:
             resp = client.get(rng.choices(paths, weights)[0])
@@ -296,9 +302,10 @@ def serve_local() -> None:
         sys.stdout.flush()
 
 
-def serve_master(workers: int, bind: str = "127.0.0.1", port: int = 0) -> None:
-    """A Locust master on loopback: starts `workers` worker processes, hands each burst to all of
-    them (Locust's protocol, custom messages), merges their histograms."""
+def serve_master(workers: int, bind: str = "127.0.0.1", port: int = 0, remote: int = 0) -> None:
+    """A Locust master (on loopback unless told otherwise): starts `workers` worker processes,
+    waits for `remote` more to join from other machines, hands each burst to all of them
+    (Locust's protocol, custom messages) and merges their histograms."""
     import time
 
     import gevent
@@ -315,11 +322,14 @@ def serve_master(workers: int, bind: str = "127.0.0.1", port: int = 0) -> None:
                                   f"{bind}:{port}"], stdin=subprocess.DEVNULL, stdout=sys.stderr, stderr=sys.stderr)
                 for _ in range(workers)]
     try:
-        deadline = time.monotonic() + 60
-        while master.worker_count < workers and time.monotonic() < deadline:
+        expected = workers + remote
+        if remote:
+            print(f"waiting for {remote} worker(s): labs locust-worker --master HOST:{port}", file=sys.stderr, flush=True)
+        deadline = time.monotonic() + (60 if not remote else 600)
+        while master.worker_count < expected and time.monotonic() < deadline:
             gevent.sleep(0.1)
-        if master.worker_count < workers:
-            raise RuntimeError(f"only {master.worker_count} of {workers} load workers connected")
+        if master.worker_count < expected:
+            raise RuntimeError(f"only {master.worker_count} of {expected} load workers connected")
         for line in sys.stdin:
             if not line.strip():
                 continue
@@ -384,13 +394,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--processes", type=int, default=1)
     parser.add_argument("--worker", action="store_true")
     parser.add_argument("--master", default="127.0.0.1:5557")
+    parser.add_argument("--remote", type=int, default=0, help="workers to wait for from other machines")
+    parser.add_argument("--bind", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     if args.worker:
         host, _, port = args.master.rpartition(":")
         serve_worker(host or "127.0.0.1", int(port))
-    elif args.processes > 1:
-        serve_master(args.processes)
+    elif args.processes > 1 or args.remote:
+        serve_master(args.processes, args.bind, args.port, args.remote)
     else:
         serve_local()
 

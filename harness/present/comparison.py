@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict
 
-from harness.results.compare import TIMING, Comparison, Row
+from harness.results.compare import RELATIVE, Comparison, Row
 
 DETAILED = {"incomparable", "failing", "unconfirmed", "vanished", "missing", "incomplete", "changed", "slower",
             "faster", "worse", "better"}
@@ -20,13 +20,15 @@ def _fmt(value: float | None, metric: str) -> str:
         return fmt_time(value)
     if metric == "ratio":
         return f"{value:.4g}"
+    if metric.endswith("_ms"):
+        return f"{value:.4g} ms"
     return f"{value:.4g}"
 
 
 def _change(row: Row) -> str:
     if row.change is None:
         return ""
-    if row.metric in TIMING:
+    if row.metric in RELATIVE:
         text = f"{(row.change - 1) * 100:+.1f}%"
         if row.ci95:
             text += f" [{(row.ci95[0] - 1) * 100:+.1f}%, {(row.ci95[1] - 1) * 100:+.1f}%]"

@@ -39,6 +39,13 @@ REGRESSION_VERDICTS = {"slower", "worse", "failing", "changed", "vanished", "inc
 MACHINE_KEYS = ("cpus", "cpu_model")
 """Environment facts that make two runs' timings incomparable when they differ."""
 TIMING = ("time", "ratio")
+LATENCY = {"p95": 95.0, "p99": 99.0}
+"""Tail latencies of load variants, compared from their per-burst HDR histograms."""
+LATENCY_THRESHOLD = 0.25
+"""Minimum effect of a p95/p99 verdict: its interval covers the bursts of one run each side, not
+the between-run noise (which a tail moves with most), so the gate is wide unless you set it."""
+RELATIVE = (*TIMING, *(f"{k}_ms" for k in LATENCY))
+"""Rows whose change is new / base (shown in percent)."""
 
 
 @dataclass(frozen=True)
@@ -51,10 +58,10 @@ class Threshold:
     @classmethod
     def parse(cls, text: str) -> Threshold:
         """'time:10%' or 'ratio:0.05' -> Threshold."""
-        m = re.fullmatch(r"\s*(time|ratio)\s*:\s*([0-9]*\.?[0-9]+)\s*(%?)\s*", text)
+        m = re.fullmatch(r"\s*(time|ratio|p95|p99)\s*:\s*([0-9]*\.?[0-9]+)\s*(%?)\s*", text)
         if not m:
-            raise UsageError(f"bad threshold {text!r}: expected METRIC:PERCENT with METRIC time or ratio, "
-                             "e.g. --threshold time:10%")
+            raise UsageError(f"bad threshold {text!r}: expected METRIC:PERCENT with METRIC time, ratio, p95 or "
+                             "p99, e.g. --threshold time:10%")
         value = float(m.group(2)) / (100 if m.group(3) else 1)
         if not 0 < value < 10:
             raise UsageError(f"threshold {text!r} out of range (0 < t < 1000%)")
@@ -267,6 +274,7 @@ def compare(base_label: str, base: list[Result], new_label: str, new: list[Resul
                             rows.append(row)
                             if test is not None:
                                 pending.append((len(rows) - 1, test))
+                rows += _latency_rows(result.scenario, prev, case, user)
             else:
                 rows += [Row(result.scenario, case.name, v, "time", None, None, verdict="incomparable",
                              detail="another machine") for v, x in case.variants.items() if not x.skipped]
@@ -335,6 +343,37 @@ def _judge(rows: list[Row], pending: list[tuple[int, object]], user: dict[str, f
                          detail=f"{row.detail}; noise ±{test.run_cv:.1%} per run; p={p:.2g} (Holm); "
                                 f"minimum effect {m:.0%}")
     return out
+
+
+def _latency_rows(scenario: str, prev: CaseResult, case: CaseResult, user: dict[str, float]) -> list[Row]:
+    """p95 and p99 of each load variant: the bursts' histograms merged on each side; the interval
+    of new/base from a bootstrap that resamples whole bursts on both sides."""
+    from harness.measure import latency
+
+    rows = []
+    for name, v in case.variants.items():
+        old = prev.variants.get(name)
+        new_h, old_h = v.metrics.get("latency_hdr"), old.metrics.get("latency_hdr") if old else None
+        if not new_h or not old_h or v.skipped or old.skipped:
+            continue
+        for key, q in LATENCY.items():
+            b = latency.merge(old_h).get_value_at_percentile(q) / 1000
+            n = latency.merge(new_h).get_value_at_percentile(q) / 1000
+            if b <= 0 or n <= 0:
+                continue
+            ci = latency.bootstrap_ratio(old_h, new_h, q)
+            m = user.get(key, LATENCY_THRESHOLD)
+            change = n / b
+            verdict = "unchanged"
+            if ci is not None and ci[0] > 1 and change > 1 + m:
+                verdict = "slower"
+            elif ci is not None and ci[1] < 1 and change < 1 / (1 + m):
+                verdict = "faster"
+            rows.append(Row(scenario, case.name, name, f"{key}_ms", round(b, 3), round(n, 3), change, ci,
+                            verdict=verdict,
+                            detail=f"bootstrap over {len(old_h)}+{len(new_h)} bursts (within runs); minimum effect "
+                                   f"{m:.0%}" if ci else "one burst a side: no interval, no verdict"))
+    return rows
 
 
 def _vanished(scenario: str, old: Result, new: Result) -> list[Row]:

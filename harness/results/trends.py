@@ -16,6 +16,8 @@ from harness.results import changepoints as cp
 from harness.results.model import Result
 
 MIN_EFFECT = {"time": 0.05, "ratio": 0.03}
+STATISTICAL_EFFECT = 0.10
+"""Minimum step of a scenario's statistical metric (throughput, p95/p99 of a load variant)."""
 TIMING = ("time", "ratio")
 
 
@@ -51,6 +53,8 @@ class Finding:
     worse: bool
     dependencies: tuple[str, ...] = ()
     """Distributions whose version changed across the step ('django 5.2.1 → 5.2.2')."""
+    exact: bool = False
+    """An exact counter's step (any change, seen the night it happens); else a tested level change."""
 
     @property
     def row(self) -> str:
@@ -76,7 +80,9 @@ def rows(runs: Sequence[Result]) -> dict[tuple[str, str, str, str], list[Point]]
                 if v.skipped:
                     continue
                 values = {"time": v.median_s, "ratio": v.ratio if v.name != case.baseline else None,
-                          **{k: x for k, x in v.counters.items() if r.metric(k, counter=True).kind == "exact"}}
+                          **{k: x for k, x in v.counters.items() if r.metric(k, counter=True).kind == "exact"},
+                          **{k: x for k, x in v.metrics.items() if r.metric(k).kind == "statistical"
+                             and isinstance(x, (int, float)) and not isinstance(x, bool) and x > 0}}
                 for metric, value in values.items():
                     if value is None or (metric in TIMING and value <= 0):
                         continue
@@ -93,10 +99,11 @@ def findings(runs: Sequence[Result], env_of: dict[str, dict] | None = None) -> l
     out: list[Finding] = []
     for (scenario, case, variant, metric), points in rows(runs).items():
         values = [p.value for p in points]
-        timing = metric in TIMING
-        m = newest.metric(metric, counter=True) if newest is not None and not timing else None
+        m = newest.metric(metric, counter=True) if newest is not None and metric not in TIMING else None
+        timing = metric in TIMING or (m is not None and m.kind == "statistical")  # noisy: segmented, tested
+        effect = MIN_EFFECT.get(metric, STATISTICAL_EFFECT)
         if timing:
-            found = cp.steps(values, min_effect=MIN_EFFECT[metric])
+            found = cp.steps(values, min_effect=effect)
         else:
             found = [s for s in _counter_steps(values) if abs(s.change - 1) > (m.tolerance if m else 0.0)]
         for s in found:
@@ -105,15 +112,16 @@ def findings(runs: Sequence[Result], env_of: dict[str, dict] | None = None) -> l
             worse = (s.change > 1) if better == "lower" else (s.change < 1)
             out.append(Finding(scenario, case, variant, metric, "step", s.change, s.ci95, s.p, s.support, before,
                                after, worse, _dependency_changes(env_of.get(before.run_id, {}),
-                                                                 env_of.get(after.run_id, {}))))
+                                                                 env_of.get(after.run_id, {})), exact=not timing))
         if timing:
             # a drift is a trend within one level: runs before the last step are another level,
             # and a step inside the window would pass for a trend
             since = found[-1].index if found else 0
-            d = cp.drift_named(values[since:], min_effect=MIN_EFFECT[metric])
+            d = cp.drift_named(values[since:], min_effect=effect)
             if d is not None:
+                up_is_worse = m is None or m.better != "higher"
                 out.append(Finding(scenario, case, variant, metric, "drift", 1 + d.total, None, d.p, (d.runs, 0),
-                                   points[since + d.start], points[-1], d.total > 0))
+                                   points[since + d.start], points[-1], (d.total > 0) == up_is_worse))
     return out
 
 
@@ -144,7 +152,7 @@ def new_regressions(items: Sequence[Finding], runs: Sequence[Result]) -> list[Fi
         return []
 
     def new(f: Finding) -> bool:
-        if f.metric in TIMING:
+        if not f.exact:
             return f.support[1] == cp.MIN_SIZE  # just confirmed by its third run
         return f.after.run_id == runs[-1].run_id  # an exact counter: the newest run changed it
     return [f for f in items if f.kind == "step" and f.worse and new(f)]
