@@ -29,6 +29,7 @@ INSTALLED_APPS = [
     "django.contrib.postgres",
     "labs.bookstore",
     "labs.workshop",
+    "labs.jobs",
 ]
 if os.environ.get("LABS_WORKSHOP_APP"):
     # a participant's workshop folder (labs workshop init): its exercise-2 app, label `workshop`,

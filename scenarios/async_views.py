@@ -8,14 +8,13 @@ Real Gunicorn, real Locust bursts, interleaved (harness.measure.load is the mach
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 from harness.measure.http import ServerConfig, db_answers, get
 from harness.measure.load import LATENCY_CHART, LOAD_METRICS, Rig, load_variant
+from harness.measure import upstream
 from harness.measure.upstream import BODY as UPSTREAM_BODY
 from harness.scenario import Case, Check, Context, Scenario, SelfTimed, Variant, metric_check, same_result_as
-from harness.stack import procs
 
 WSGI = ServerConfig("wsgi_gthread", "gthread", 2, threads=4)
 ASGI = ServerConfig("asgi_uvicorn", "uvicorn_worker.UvicornWorker", 2, asgi=True)
@@ -65,13 +64,9 @@ def setup(ctx: Context) -> Rig:
     from labs.bookstore.seed import seed_techempower
 
     seed_techempower(ctx.seed)
-    port = procs.free_port()
-    log = ctx.artifacts_dir() / "upstream.log"
-    proc = procs.start([sys.executable, "-m", "harness.measure.upstream", "--port", str(port), "--delay-ms",
-                        str(ctx.params["upstream_ms"])], log)
-    ctx.on_close(lambda: procs.stop_child(proc))
-    procs.wait_ready("the upstream stand-in", lambda: procs.port_open(port), proc, log, timeout_s=15)
-    rig = Rig(ctx.artifacts_dir(), {"LABS_CONN_MAX_AGE": "0", "LABS_UPSTREAM_URL": f"http://127.0.0.1:{port}/"})
+    url, stop = upstream.start(ctx.artifacts_dir(), ctx.params["upstream_ms"])
+    ctx.on_close(stop)
+    rig = Rig(ctx.artifacts_dir(), {"LABS_CONN_MAX_AGE": "0", "LABS_UPSTREAM_URL": url})
     ctx.on_close(rig.close)
     return rig
 

@@ -77,6 +77,8 @@ class LoadGenerator:
         answer = json.loads(line[len(MARK):])
         if "error" in answer:
             raise LabsError(f"load generator: {answer['error']}")
+        if rate:
+            answer["offered_rps"] = round(float(rate), 2)  # the schedule's rate (its slots are whole requests)
         return answer
 
     def close(self) -> None:

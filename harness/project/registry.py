@@ -39,6 +39,7 @@ BUILTIN = {
     "locking": "scenarios.locking",
     "async_views": "scenarios.async_views",
     "pagination": "scenarios.pagination",
+    "tasks": "scenarios.tasks",
 }
 ENTRY_POINT_GROUP = "perflab.scenarios"
 

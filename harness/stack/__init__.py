@@ -32,6 +32,8 @@ INSTALL_HINTS = {
                  "one (PGBOUNCER_URL, transaction mode)",
     "pgbouncer_local": "install pgbouncer (apt-get install pgbouncer / brew install pgbouncer): session mode "
                        "and the crowd over a connection limit need a PgBouncer the lab configures itself",
+    "rabbitmq": "install rabbitmq-server (apt-get install rabbitmq-server / brew install rabbitmq): the lab "
+                "starts its own broker on a free loopback port",
 }
 
 
@@ -201,9 +203,10 @@ def provider(name: str):
 
 
 def startable() -> frozenset[str]:
-    from harness.stack import pgbouncer
+    from harness.stack import pgbouncer, rabbitmq
 
-    return frozenset({"pgbouncer", "pgbouncer_local"} if pgbouncer.binary() is not None else set())
+    return frozenset(({"pgbouncer", "pgbouncer_local"} if pgbouncer.binary() is not None else set())
+                     | ({"rabbitmq"} if rabbitmq.binary() is not None else set()))
 
 
 def _info(stack: embedded.EmbeddedStack, warm: bool) -> StackInfo:

@@ -1,0 +1,221 @@
+"""Real Celery workers for the tasks scenario: started as child processes on the lab's stack,
+one per configuration and each on its own queue, kept up across interleaved rounds, stopped
+however the run ends (parent-death signal, process-group stop, SIGKILL of what lingers).
+
+`TaskRig` holds a run's workers, the RabbitMQ it may start, and the producer apps; `batch` sends
+tasks and waits for the ledger (labs.jobs) to account for every one of them.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+import urllib.parse
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from harness.errors import StackError
+from harness.stack import procs
+
+REDIS_BROKER_DB, REDIS_RESULTS_DB = 3, 4
+"""Valkey databases of the broker and the result backend (the caching scenario uses 0)."""
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    name: str
+    pool: str = "prefork"
+    """prefork, threads, gevent or solo."""
+    concurrency: int = 2
+    prefetch: int = 4
+    acks_late: bool = False
+    reject_on_worker_lost: bool = False
+    broker: str = "redis"
+    """redis (the stack's Valkey) or rabbitmq (started by the lab)."""
+    results: bool = False
+    """A Redis result backend (else results are not stored)."""
+    visibility_s: float | None = None
+
+    def describe(self) -> str:
+        parts = [f"{self.pool} ×{self.concurrency}"] if self.pool != "solo" else ["solo"]
+        if self.prefetch != 4:
+            parts.append(f"prefetch {self.prefetch}")
+        if self.acks_late:
+            parts.append("acks_late" + (" + reject_on_worker_lost" if self.reject_on_worker_lost else ""))
+        if self.broker != "redis":
+            parts.append(self.broker)
+        if self.results:
+            parts.append("redis results")
+        return ", ".join(parts)
+
+
+@dataclass
+class Worker:
+    config: WorkerConfig
+    log_path: Path
+    env: dict[str, str]
+    proc: Any = None
+    boot_s: float = 0.0
+
+    @property
+    def queue(self) -> str:
+        return f"labs.{self.config.name}"
+
+    def start(self, timeout_s: float = 60.0) -> None:
+        c = self.config
+        argv = [sys.executable, "-m", "celery", "-A", "labs.celery_app", "worker", "-P", c.pool,
+                "-c", str(c.concurrency), "-Q", self.queue, "-n", f"{c.name}@perflab", "--purge",
+                "--without-heartbeat", "--without-gossip", "--without-mingle", "-l", "INFO",
+                "--prefetch-multiplier", str(c.prefetch)]
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        start = self.log_path.stat().st_size if self.log_path.exists() else 0
+        t0 = time.perf_counter()
+        self.proc = procs.start(argv, self.log_path, env=self.env, death_signal=signal.SIGTERM)
+
+        def ready() -> bool:
+            with open(self.log_path, "rb") as fh:
+                fh.seek(start)
+                return b" ready." in fh.read()
+        procs.wait_ready(f"celery worker {c.name}", ready, self.proc, self.log_path, timeout_s=timeout_s)
+        self.boot_s = time.perf_counter() - t0
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def family(self) -> list[psutil.Process]:
+        try:
+            main = psutil.Process(self.proc.pid)
+            return [main, *main.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            return []
+
+    def cpu_s(self) -> float:
+        total = 0.0
+        for p in self.family():
+            try:
+                t = p.cpu_times()
+                total += t.user + t.system
+            except psutil.NoSuchProcess:
+                pass
+        return total
+
+    def uss_mib(self) -> float:
+        total = 0
+        for p in self.family():
+            try:
+                total += p.memory_full_info().uss
+            except (psutil.NoSuchProcess, psutil.AccessDenied):
+                pass
+        return round(total / 2**20, 1)
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.proc is not None:
+            procs.stop_child(self.proc, sig)
+
+
+@dataclass
+class TaskRig:
+    """A run's Celery workers (one per configuration), brokers and producer apps."""
+
+    artifacts: Path
+    redis_url: str
+    env: dict[str, str] = field(default_factory=dict)
+    workers: dict[str, Worker] = field(default_factory=dict)
+    rabbit: Any = None
+    apps: dict[tuple, Any] = field(default_factory=dict)
+
+    def redis_db(self, db: int) -> str:
+        u = urllib.parse.urlsplit(self.redis_url)
+        return urllib.parse.urlunsplit((u.scheme, u.netloc, f"/{db}", "", ""))
+
+    def broker_url(self, kind: str) -> str:
+        if kind == "redis":
+            return self.redis_db(REDIS_BROKER_DB)
+        if kind == "rabbitmq":
+            if self.rabbit is None:
+                from harness.stack.rabbitmq import RabbitMQ
+
+                rabbit = RabbitMQ(self.artifacts / "rabbitmq")
+                rabbit.start()
+                self.rabbit = rabbit
+            return self.rabbit.url
+        raise ValueError(f"unknown broker {kind!r}")
+
+    def worker(self, config: WorkerConfig) -> Worker:
+        w = self.workers.get(config.name)
+        if w is None or not w.alive():
+            env = {**os.environ, **self.env, "LABS_CELERY_BROKER": self.broker_url(config.broker),
+                   "LABS_CELERY_PREFETCH": str(config.prefetch),
+                   "LABS_CELERY_ACKS_LATE": "1" if config.acks_late else "0",
+                   "LABS_CELERY_REJECT_LOST": "1" if config.reject_on_worker_lost else "0"}
+            env.pop("LABS_CELERY_BACKEND", None)
+            if config.results:
+                env["LABS_CELERY_BACKEND"] = self.redis_db(REDIS_RESULTS_DB)
+            if config.visibility_s is not None:
+                env["LABS_CELERY_VISIBILITY"] = str(config.visibility_s)
+            w = Worker(config, self.artifacts / f"celery-{config.name}.log", env)
+            w.start()
+            self.workers[config.name] = w
+        return w
+
+    def app(self, config: WorkerConfig):
+        """The producer side for this worker's broker (and result backend)."""
+        key = (config.broker, config.results, config.visibility_s)
+        if key not in self.apps:
+            from labs.celery_app import make_app
+
+            backend = self.redis_db(REDIS_RESULTS_DB) if config.results else None
+            app = make_app(self.broker_url(config.broker), backend)
+            if config.visibility_s is not None:
+                app.conf.broker_transport_options = {"visibility_timeout": config.visibility_s}
+            self.apps[key] = app
+        return self.apps[key]
+
+    def close(self) -> None:
+        try:
+            for w in self.workers.values():
+                w.stop()
+            for app in self.apps.values():
+                app.pool.force_close_all()
+        finally:
+            self.workers.clear()
+            self.apps.clear()
+            if self.rabbit is not None:
+                self.rabbit.stop()
+                self.rabbit = None
+
+
+# -- the ledger ----------------------------------------------------------------------------------------
+def ledger(batch: str) -> list[dict]:
+    """The ledger rows of a batch (labs.jobs TaskRun), by key."""
+    from labs.jobs.models import TaskRun
+
+    return list(TaskRun.objects.filter(batch=batch).order_by("key").values())
+
+
+def settled(batch: str, expected: int, timeout_s: float, statuses=("done", "failed")) -> list[dict]:
+    """Wait until `expected` rows of the batch are finished (or the timeout); the rows then."""
+    from labs.jobs.models import TaskRun
+
+    deadline = time.monotonic() + timeout_s
+    delay = 0.005
+    while time.monotonic() < deadline:
+        if TaskRun.objects.filter(batch=batch, status__in=statuses).count() >= expected:
+            break
+        time.sleep(delay)
+        delay = min(delay * 1.5, 0.05)
+    return ledger(batch)
+
+
+def send(app, queue: str, task: str, batch: str, key: int, *args: Any, **options: Any):
+    return app.send_task(task, args=[batch, key, time.time(), *args], queue=queue, **options)
+
+
+def check_worker(worker: Worker) -> None:
+    if not worker.alive():
+        raise StackError(f"celery worker {worker.config.name} died; its log: {worker.log_path}\n"
+                         f"{procs.log_tail(worker.log_path)}")

@@ -1,0 +1,100 @@
+"""A real RabbitMQ broker for the tasks scenario, started by the harness like PgBouncer.
+
+It runs the Debian/Homebrew `rabbitmq-server` (Erlang) as the unprivileged service user, on
+127.0.0.1 only, with every port its own (AMQP, Erlang distribution, epmd) so it never meets a
+system RabbitMQ, and its node name, database, logs and Erlang cookie under its work directory.
+Stopped with SIGTERM (then SIGKILL) and with the run, whatever ends it.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from harness.errors import StackError
+from harness.stack import procs
+
+INSTALL = "install rabbitmq-server (apt-get install rabbitmq-server / brew install rabbitmq)"
+CANDIDATES = ("/usr/lib/rabbitmq/bin/rabbitmq-server", "/usr/local/sbin/rabbitmq-server",
+              "/opt/homebrew/sbin/rabbitmq-server")
+
+
+def binary() -> Path | None:
+    """The server script itself (Debian's /usr/sbin wrapper insists on its own `rabbitmq` user)."""
+    for path in CANDIDATES:
+        if Path(path).exists():
+            return Path(path)
+    found = shutil.which("rabbitmq-server")
+    return Path(found) if found else None
+
+
+def _amqp_ready(port: int) -> bool:
+    """AMQP answers its protocol header (a bare open port is not enough: the broker boots late)."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as sock:
+            sock.sendall(b"AMQP\x00\x00\x09\x01")
+            return sock.recv(8)[:1] == b"\x01"  # connection.start
+    except OSError:
+        return False
+
+
+@dataclass
+class RabbitMQ:
+    workdir: Path
+    port: int = 0
+    proc: object = field(default=None, repr=False)
+
+    @property
+    def url(self) -> str:
+        return f"amqp://guest:guest@127.0.0.1:{self.port}//"
+
+    def start(self, timeout_s: float = 60.0) -> None:
+        exe = binary()
+        if exe is None:
+            raise StackError("no rabbitmq-server binary", hint=INSTALL)
+        user = procs.service_user()
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.workdir.chmod(0o755)
+        if not procs.user_can_traverse(self.workdir, user):
+            raise StackError(f"RabbitMQ's user {user.name if user else '?'} cannot reach {self.workdir}",
+                             hint="keep run artifacts under a world-traversable directory")
+        self.port = procs.free_port()
+        dist, epmd = procs.free_port(), procs.free_port()
+        home = self.workdir / "home"
+        home.mkdir(exist_ok=True)
+        cookie = home / ".erlang.cookie"
+        cookie.write_text(os.urandom(16).hex())
+        cookie.chmod(0o400)
+        conf = self.workdir / "rabbitmq.conf"
+        # guest may log in from loopback (the default); no management or other listeners
+        conf.write_text(f"listeners.tcp.default = 127.0.0.1:{self.port}\nloopback_users.guest = true\n"
+                        "log.console = true\nlog.file = false\n")
+        (self.workdir / "enabled_plugins").write_text("[].\n")
+        procs.chown_tree(self.workdir, user)
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(home), "LANG": "C.UTF-8",
+            "RABBITMQ_NODENAME": f"perflab{self.port}@localhost", "RABBITMQ_NODE_IP_ADDRESS": "127.0.0.1",
+            "RABBITMQ_NODE_PORT": str(self.port), "RABBITMQ_DIST_PORT": str(dist), "ERL_EPMD_PORT": str(epmd),
+            "ERL_EPMD_ADDRESS": "127.0.0.1", "RABBITMQ_CONFIG_FILE": str(conf.with_suffix("")),
+            "RABBITMQ_MNESIA_BASE": str(self.workdir / "mnesia"), "RABBITMQ_LOG_BASE": str(self.workdir / "log"),
+            "RABBITMQ_ENABLED_PLUGINS_FILE": str(self.workdir / "enabled_plugins"),
+            "RABBITMQ_PID_FILE": str(self.workdir / "rabbitmq.pid"), "RABBITMQ_ALLOW_INPUT": "",
+            "RABBITMQ_CONF_ENV_FILE": str(self.workdir / "rabbitmq-env.conf"),
+            "RABBITMQ_ADVANCED_CONFIG_FILE": str(self.workdir / "advanced.config"),
+            "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS": "+S 1:1 +sbwt none",  # a small broker: one scheduler
+        }
+        log = self.workdir / "rabbitmq.log"
+        self.proc = procs.start([str(exe)], log, user=user, env=env, death_signal=signal.SIGTERM, cwd=self.workdir)
+        try:
+            procs.wait_ready("RabbitMQ", lambda: _amqp_ready(self.port), self.proc, log, timeout_s=timeout_s)
+        except StackError:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            procs.stop_child(self.proc, signal.SIGTERM)  # the whole family: beam, epmd, inet_gethost
+            self.proc = None

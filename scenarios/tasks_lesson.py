@@ -1,0 +1,92 @@
+"""The tasks scenario's lesson lines: what this run measured, sentence by sentence (a sentence
+whose numbers are missing is left out, never guessed)."""
+from __future__ import annotations
+
+
+def _v(case, name):
+    v = case.variants.get(name) if case else None
+    return v.metrics if v is not None and not v.skipped else None
+
+
+def _pools(case) -> str | None:
+    rates = {n: v.metrics["tasks_per_s"] for n, v in case.variants.items()
+             if not v.skipped and v.metrics.get("tasks_per_s")}
+    if len(rates) < 2:
+        return None
+    best = max(rates, key=rates.get)
+    solo = rates.get("solo")
+    parts = ", ".join(f"{n} {r:.0f}" for n, r in sorted(rates.items(), key=lambda x: -x[1]))
+    line = f"{case.name}-bound tasks/s: {parts}."
+    if solo:
+        line += f" {best} did {rates[best] / solo:.1f}× solo."
+    if case.name == "cpu" and rates.get("threads_8") and rates.get("prefork_2") and solo:
+        line += (f" Threads did {rates['threads_8'] / solo:.1f}× solo on CPU work and two processes "
+                 f"{rates['prefork_2'] / solo:.1f}×: the GIL lets one thread run Python at a time (the gil "
+                 "scenario's lesson, here in a worker pool).")
+    if case.name == "io" and rates.get("threads_8") and rates.get("prefork_2"):
+        line += (f" On waiting, eight threads did {rates['threads_8'] / rates['prefork_2']:.1f}× two processes: "
+                 "a thread waiting on a socket releases the GIL.")
+    g = _v(case, "gevent_32")
+    if g and g.get("tasks_per_s") and rates.get("threads_8") and case.name == "io":
+        line += (f" gevent ×32: {g['tasks_per_s']:.0f} tasks/s — the upstream call yields, but the ledger write "
+                 "goes through psycopg, which gevent cannot make cooperative, so every write blocks the whole "
+                 "worker.")
+    return line
+
+
+def lines(result) -> list[str]:
+    cases = {c.name: c for c in result.cases}
+    out = []
+    for kind in ("io", "cpu", "orm"):
+        if kind in cases:
+            line = _pools(cases[kind])
+            out += [line] if line else []
+    b = cases.get("brokers")
+    if b:
+        parts = [f"{n} {m['tasks_per_s']:.0f} tasks/s (p95 {m['p95_ms']:.0f} ms)" for n, v in b.variants.items()
+                 if (m := _v(b, n)) and m.get("tasks_per_s") and m.get("p95_ms") is not None]
+        skipped = [n for n, v in b.variants.items() if v.skipped]
+        if parts:
+            out.append("Brokers: " + "; ".join(parts) + "." + (f" Skipped: {', '.join(skipped)} (no rabbitmq-server)."
+                                                               if skipped else ""))
+    p = cases.get("prefetch")
+    if p and (d := _v(p, "prefetch_4")) and (o := _v(p, "prefetch_1_acks_late")) and d.get("short_p95_ms") \
+            and o.get("short_p95_ms"):
+        one = _v(p, "prefetch_1") or {}
+        out.append(f"Short tasks behind long ones: p95 wait {d['short_p95_ms']:.0f} ms with the default prefetch "
+                   f"(each worker reserves 4), {one.get('short_p95_ms', float('nan')):.0f} ms with prefetch 1, "
+                   f"{o['short_p95_ms']:.0f} ms with prefetch 1 + acks_late (a worker holds only the task it runs).")
+    c = cases.get("crash")
+    if c:
+        e, late, rej, idem, whole = (_v(c, n) for n in ("early_ack", "acks_late", "acks_late_reject", "idempotent",
+                                                        "worker_killed"))
+        if e and late and rej and idem:
+            out.append(
+                f"SIGKILL mid-task ({e.get('killed_mid_task', 0)} kill(s) per variant hit a task after its credit): "
+                f"early ack lost {e.get('lost', 0)} task(s); acks_late alone lost {late.get('lost', 0)} (a dead pool "
+                f"process still acks it); acks_late + reject_on_worker_lost lost {rej.get('lost', 0)} but ran "
+                f"{rej.get('reruns', 0)} again and credited {rej.get('credited_twice', 0)} twice (balance off by "
+                f"{rej.get('balance_error', 0)}); with an idempotency key the rerun applied nothing (balance off by "
+                f"{idem.get('balance_error', 0)}).")
+        if whole and whole.get("redelivered_after_s") is not None:
+            out.append(f"Whole worker killed with acks_late on Redis: the unacknowledged task came back "
+                       f"{whole['redelivered_after_s']:.1f} s later, through the visibility timeout "
+                       f"({whole.get('lost', 0)} lost) — with Redis's default of one hour, an hour late.")
+    t = cases.get("transactions")
+    if t and (a := _v(t, "inside_atomic")) and (oc := _v(t, "on_commit")):
+        out.append(f"Enqueued inside atomic(): {a.get('missing_rows', 0)} of {a.get('orders', 0)} tasks ran before "
+                   f"COMMIT and found no order; with on_commit: {oc.get('missing_rows', 0)} of {oc.get('orders', 0)}.")
+    g = cases.get("granularity")
+    if g:
+        parts = [f"{n} {m['items_per_s']:.0f} items/s" + (f" ({m['result_keys']} result keys stored)"
+                                                          if m.get("result_keys") else "")
+                 for n, v in g.variants.items() if (m := _v(g, n)) and m.get("items_per_s")]
+        if parts:
+            out.append("Granularity: " + "; ".join(parts) + ".")
+    r = cases.get("retries")
+    if r and (i := _v(r, "immediate")) and (bo := _v(r, "backoff")):
+        out.append(f"Flaky upstream: immediate retries hit it at {i.get('upstream_peak_rps', 0):.0f} req/s at peak and "
+                   f"drained in {i.get('drain_s', 0):.2f} s; backoff with jitter peaked at "
+                   f"{bo.get('upstream_peak_rps', 0):.0f} req/s and drained in {bo.get('drain_s', 0):.2f} s — the "
+                   f"same {i.get('upstream_requests', 0)} vs {bo.get('upstream_requests', 0)} requests, spread out.")
+    return out
