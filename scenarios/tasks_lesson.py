@@ -27,10 +27,11 @@ def _pools(case) -> str | None:
         line += (f" On waiting, eight threads did {rates['threads_8'] / rates['prefork_2']:.1f}× two processes: "
                  "a thread waiting on a socket releases the GIL.")
     g = _v(case, "gevent_32")
-    if g and g.get("tasks_per_s") and rates.get("threads_8") and case.name == "io":
-        line += (f" gevent ×32: {g['tasks_per_s']:.0f} tasks/s — the upstream call yields, but the ledger write "
-                 "goes through psycopg, which gevent cannot make cooperative, so every write blocks the whole "
-                 "worker.")
+    if g and g.get("tasks_per_s") and rates.get("threads_8") and case.name == "io" \
+            and g["tasks_per_s"] < rates["threads_8"]:
+        line += (f" gevent ×32: {g['tasks_per_s']:.0f} tasks/s, below eight threads — the upstream call yields, but "
+                 "the ledger write goes through psycopg, which gevent does not make cooperative, so each write "
+                 "blocks the whole worker.")
     return line
 
 
@@ -50,28 +51,39 @@ def lines(result) -> list[str]:
             out.append("Brokers: " + "; ".join(parts) + "." + (f" Skipped: {', '.join(skipped)} (no rabbitmq-server)."
                                                                if skipped else ""))
     p = cases.get("prefetch")
-    if p and (d := _v(p, "prefetch_4")) and (o := _v(p, "prefetch_1_acks_late")) and d.get("short_p95_ms") \
-            and o.get("short_p95_ms"):
+    if p and (d := _v(p, "prefetch_4")) and (o := _v(p, "prefetch_1_acks_late")) and d.get("batches") \
+            and o.get("batches"):
         one = _v(p, "prefetch_1") or {}
-        out.append(f"Short tasks behind long ones: p95 wait {d['short_p95_ms']:.0f} ms with the default prefetch "
-                   f"(each worker reserves 4), {one.get('short_p95_ms', float('nan')):.0f} ms with prefetch 1, "
-                   f"{o['short_p95_ms']:.0f} ms with prefetch 1 + acks_late (a worker holds only the task it runs).")
+        line = (f"Short tasks stuck behind the long one (waited over half its time), per batch: "
+                f"{d.get('stuck', 0) / d['batches']:.1f} with the default prefetch (4 per process)")
+        if one.get("batches"):
+            line += f", {one.get('stuck', 0) / one['batches']:.1f} with prefetch 1"
+        line += f", {o.get('stuck', 0) / o['batches']:.1f} with prefetch 1 + acks_late"
+        if d.get("short_p95_ms") and o.get("short_p95_ms"):
+            line += f"; short-task p95 {d['short_p95_ms']:.0f} ms vs {o['short_p95_ms']:.0f} ms"
+        line += "."
+        if o.get("stuck", 0) == 0 and d.get("stuck", 0) > 0:
+            line += (" With acks_late a reserved message stays unacknowledged until its task ends, so a prefetch "
+                     "window of 1 holds only the running task and the idle worker takes the rest.")
+        out.append(line)
     c = cases.get("crash")
     if c:
         e, late, rej, idem, whole = (_v(c, n) for n in ("early_ack", "acks_late", "acks_late_reject", "idempotent",
                                                         "worker_killed"))
         if e and late and rej and idem:
-            out.append(
-                f"SIGKILL mid-task ({e.get('killed_mid_task', 0)} kill(s) per variant hit a task after its credit): "
-                f"early ack lost {e.get('lost', 0)} task(s); acks_late alone lost {late.get('lost', 0)} (a dead pool "
-                f"process still acks it); acks_late + reject_on_worker_lost lost {rej.get('lost', 0)} but ran "
-                f"{rej.get('reruns', 0)} again and credited {rej.get('credited_twice', 0)} twice (balance off by "
-                f"{rej.get('balance_error', 0)}); with an idempotency key the rerun applied nothing (balance off by "
-                f"{idem.get('balance_error', 0)}).")
+            parts = [f"SIGKILL mid-task ({e.get('killed_mid_task', 0)} of {e.get('kills', 0)} kill(s) per variant hit "
+                     f"a task after its credit): early ack lost {e.get('lost', 0)} task(s)",
+                     f"acks_late alone lost {late.get('lost', 0)}" + (" (the pool reports the dead process's task as "
+                                                                       "failed and acks it)" if late.get("lost") else ""),
+                     f"acks_late + reject_on_worker_lost lost {rej.get('lost', 0)}, ran {rej.get('reruns', 0)} again "
+                     f"and credited {rej.get('credited_twice', 0)} twice (balance off by {rej.get('balance_error', 0)})",
+                     f"with an idempotency key it lost {idem.get('lost', 0)} and the balance was off by "
+                     f"{idem.get('balance_error', 0)}"]
+            out.append("; ".join(parts) + ".")
         if whole and whole.get("redelivered_after_s") is not None:
-            out.append(f"Whole worker killed with acks_late on Redis: the unacknowledged task came back "
-                       f"{whole['redelivered_after_s']:.1f} s later, through the visibility timeout "
-                       f"({whole.get('lost', 0)} lost) — with Redis's default of one hour, an hour late.")
+            out.append(f"Whole worker killed with acks_late on Redis (visibility timeout set to 3 s): the "
+                       f"unacknowledged task came back {whole['redelivered_after_s']:.1f} s later "
+                       f"({whole.get('lost', 0)} lost) — with Redis's default timeout of one hour, it waits an hour.")
     t = cases.get("transactions")
     if t and (a := _v(t, "inside_atomic")) and (oc := _v(t, "on_commit")):
         out.append(f"Enqueued inside atomic(): {a.get('missing_rows', 0)} of {a.get('orders', 0)} tasks ran before "
@@ -85,8 +97,12 @@ def lines(result) -> list[str]:
             out.append("Granularity: " + "; ".join(parts) + ".")
     r = cases.get("retries")
     if r and (i := _v(r, "immediate")) and (bo := _v(r, "backoff")):
-        out.append(f"Flaky upstream: immediate retries hit it at {i.get('upstream_peak_rps', 0):.0f} req/s at peak and "
-                   f"drained in {i.get('drain_s', 0):.2f} s; backoff with jitter peaked at "
-                   f"{bo.get('upstream_peak_rps', 0):.0f} req/s and drained in {bo.get('drain_s', 0):.2f} s — the "
-                   f"same {i.get('upstream_requests', 0)} vs {bo.get('upstream_requests', 0)} requests, spread out.")
+        line = (f"Flaky upstream ({i.get('upstream_requests', 0)} vs {bo.get('upstream_requests', 0)} requests in "
+                f"all): immediate retries reached {i.get('retry_peak_rps', 0):.0f} retries/s at peak and drained in "
+                f"{i.get('drain_s', 0):.2f} s; full-jitter backoff {bo.get('retry_peak_rps', 0):.0f} retries/s and "
+                f"{bo.get('drain_s', 0):.2f} s")
+        if bo.get("retry_peak_rps", 0) < i.get("retry_peak_rps", 0):
+            line += (f" — the same work, its retries spread {i['retry_peak_rps'] / max(bo['retry_peak_rps'], 1):.1f}× "
+                     "thinner, which is what lets a struggling upstream recover")
+        out.append(line + ".")
     return out

@@ -39,6 +39,8 @@ class WorkerConfig:
     results: bool = False
     """A Redis result backend (else results are not stored)."""
     visibility_s: float | None = None
+    queue: str = ""
+    """The queue it consumes (default: its own, named after it; replicas share their original's)."""
 
     def describe(self) -> str:
         parts = [f"{self.pool} ×{self.concurrency}"] if self.pool != "solo" else ["solo"]
@@ -63,7 +65,7 @@ class Worker:
 
     @property
     def queue(self) -> str:
-        return f"labs.{self.config.name}"
+        return f"labs.{self.config.queue or self.config.name}"
 
     def start(self, timeout_s: float = 60.0) -> None:
         c = self.config
@@ -137,9 +139,12 @@ class TaskRig:
             return self.redis_db(REDIS_BROKER_DB)
         if kind == "rabbitmq":
             if self.rabbit is None:
+                from harness.stack import embedded
                 from harness.stack.rabbitmq import RabbitMQ
 
-                rabbit = RabbitMQ(self.artifacts / "rabbitmq")
+                # its files live in the runtime dir: RabbitMQ runs as the service user, who may not
+                # reach the results folder (a checkout under /root); its log is copied at the end
+                rabbit = RabbitMQ(embedded.runtime_dir() / f"rabbitmq-{os.getpid()}")
                 rabbit.start()
                 self.rabbit = rabbit
             return self.rabbit.url
@@ -186,6 +191,7 @@ class TaskRig:
             self.apps.clear()
             if self.rabbit is not None:
                 self.rabbit.stop()
+                self.rabbit.keep_log(self.artifacts / "rabbitmq.log")
                 self.rabbit = None
 
 

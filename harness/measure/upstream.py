@@ -5,7 +5,8 @@
 Loopback only; asyncio, so it can hold thousands of waiting requests at once (it is never the
 bottleneck it simulates). For the tasks scenario's retries it can also be flaky, deterministically:
 `GET /flaky?key=K&fail=F` answers 503 to the first F requests for key K, then 200; `GET /stats`
-says how many requests it has had and the most it had in any 100 ms (its peak load, per second);
+says how many requests it has had and the most it had in any 100 ms (its peak load, per second;
+retries - repeated keys - also on their own);
 `GET /reset` forgets both.
 """
 from __future__ import annotations
@@ -28,14 +29,21 @@ class _Counts:
         self.requests = 0
         self.per_key: dict[str, int] = {}
         self.buckets: dict[int, int] = {}
+        self.retry_buckets: dict[int, int] = {}
 
     def hit(self) -> None:
         self.requests += 1
         bucket = int(time.monotonic() * 10)
         self.buckets[bucket] = self.buckets.get(bucket, 0) + 1
 
+    def retried(self) -> None:
+        """A request for a key seen before (a retry), counted apart: its own peak."""
+        bucket = int(time.monotonic() * 10)
+        self.retry_buckets[bucket] = self.retry_buckets.get(bucket, 0) + 1
+
     def stats(self) -> bytes:
-        return json.dumps({"requests": self.requests, "peak_rps": 10 * max(self.buckets.values(), default=0)}).encode()
+        return json.dumps({"requests": self.requests, "peak_rps": 10 * max(self.buckets.values(), default=0),
+                           "retry_peak_rps": 10 * max(self.retry_buckets.values(), default=0)}).encode()
 
 
 COUNTS = _Counts()
@@ -54,6 +62,8 @@ def _answer(target: str) -> tuple[bytes, bytes]:
         q = dict(urllib.parse.parse_qsl(url.query))
         key, fail = q.get("key", ""), int(q.get("fail", "0"))
         seen = COUNTS.per_key[key] = COUNTS.per_key.get(key, 0) + 1
+        if seen > 1:
+            COUNTS.retried()
         if seen <= fail:
             return b"503 Service Unavailable", b'{"upstream": "busy"}'
     return b"200 OK", BODY

@@ -56,6 +56,7 @@ class RabbitMQ:
         if exe is None:
             raise StackError("no rabbitmq-server binary", hint=INSTALL)
         user = procs.service_user()
+        self.workdir = self.workdir.resolve()
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.workdir.chmod(0o755)
         if not procs.user_can_traverse(self.workdir, user):
@@ -98,3 +99,13 @@ class RabbitMQ:
         if self.proc is not None:
             procs.stop_child(self.proc, signal.SIGTERM)  # the whole family: beam, epmd, inet_gethost
             self.proc = None
+
+    def keep_log(self, dest: Path) -> None:
+        """Copy the broker's log to `dest`, then remove its work directory (database, cookie)."""
+        log = self.workdir / "rabbitmq.log"
+        try:
+            if log.exists():
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(log, dest)
+        finally:
+            shutil.rmtree(self.workdir, ignore_errors=True)
