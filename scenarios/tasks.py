@@ -27,6 +27,7 @@ import signal
 import statistics
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
@@ -200,6 +201,52 @@ def _replica(config: WorkerConfig) -> WorkerConfig:
 
 
 # -- crash: SIGKILL mid-task ---------------------------------------------------------------------------
+@dataclass
+class CrashRound:
+    """One batch whose first task's process was SIGKILLed inside its crash window."""
+
+    rows: list[dict]
+    killed_mid_task: bool
+    killed_at: float
+    started: float
+    balance: int
+
+    def drain_s(self) -> float:
+        return max((r["done_at"] for r in self.rows if r["done_at"]), default=time.time()) - self.started
+
+
+def crash_round(rig: TaskRig, config: WorkerConfig, tag: str, n: int, hold_ms: int, task: str, args: tuple,
+                target: str = "child") -> CrashRound:
+    """Send `n` credit tasks (`task`, each crediting account `tag`), SIGKILL the process running the
+    first once its effect is applied (`target`: the pool process, or the whole worker — then a new
+    worker takes over the queue), and wait for the others and, for a grace period, the victim."""
+    from labs.jobs.models import Account
+
+    worker, app = rig.worker(config), rig.app(config)
+    Account.objects.create(name=tag, balance=0)
+    t0 = time.time()
+    for key in range(n):
+        send(app, worker.queue, task, tag, key, *args)
+    victim = _wait_applied(tag, 0, worker)
+    killed_at = time.time()
+    if target == "child":
+        os.kill(victim, signal.SIGKILL)
+    else:  # the whole worker: main process and pool, no warm shutdown
+        for proc in worker.family():
+            proc.kill()
+    dead = _wait_dead(victim)
+    mid_task = dead and _was_running(tag, 0)
+    if target == "worker":
+        rig.workers.pop(config.name, None)
+        worker.stop()
+        rig.worker(config)  # a new worker on the same queue
+    # the others finish; the victim comes back within a grace period or never (lost)
+    settled(tag, n - 1, SETTLE_S, statuses=("done",))
+    grace = 3.0 + hold_ms / 1000 + 3 * (config.visibility_s or 0)
+    rows = settled(tag, n, grace, statuses=("done",))
+    return CrashRound(rows, mid_task, killed_at, t0, Account.objects.get(name=tag).balance)
+
+
 def _crash_variant(name: str):
     config, idempotent, target = CRASH[name]
 
@@ -209,42 +256,19 @@ def _crash_variant(name: str):
         n, hold, amount = p["crash_tasks"], p["hold_ms"], 100
 
         def unit() -> float:
-            from labs.jobs.models import Account
-
-            worker, app = rig.worker(config), rig.app(config)
             tag = _batch(name)
-            Account.objects.create(name=tag, balance=0)
-            t0 = time.time()
-            for key in range(n):
-                send(app, worker.queue, "jobs.credit", tag, key, tag, amount, hold, idempotent)
-            victim = _wait_applied(tag, 0, worker)
-            killed_at = time.time()
-            if target == "child":
-                os.kill(victim, signal.SIGKILL)
-            else:  # the whole worker: main process and pool, no warm shutdown
-                for proc in worker.family():
-                    proc.kill()
-            dead = _wait_dead(victim)
+            r = crash_round(rig, config, tag, n, hold, "jobs.credit", (tag, amount, hold, idempotent), target)
             m = ctx.metrics
             m["kills"] = m.get("kills", 0) + 1
-            m["killed_mid_task"] = m.get("killed_mid_task", 0) + int(dead and _was_running(tag, 0))
-            if target == "worker":
-                rig.workers.pop(config.name, None)
-                worker.stop()
-                worker = rig.worker(config)  # a new worker on the same queue
-            # the others finish; the victim comes back within a grace period or never (lost)
-            settled(tag, n - 1, SETTLE_S, statuses=("done",))
-            grace = 3.0 + hold / 1000 + 3 * (config.visibility_s or 0)
-            rows = settled(tag, n, grace, statuses=("done",))
-            _account(rows, n, m)
-            first = next((r for r in rows if r["key"] == 0), None)
+            m["killed_mid_task"] = m.get("killed_mid_task", 0) + int(r.killed_mid_task)
+            _account(r.rows, n, m)
+            first = next((row for row in r.rows if row["key"] == 0), None)
             if target == "worker" and first and first["status"] == "done":
-                m["redelivered_after_s"] = round(first["started_at"] - killed_at, 2)
-            m["reruns"] = m.get("reruns", 0) + sum(1 for r in rows if r["attempts"] > 1)
-            balance = Account.objects.get(name=tag).balance
-            m["credited_twice"] = m.get("credited_twice", 0) + sum(max(0, r["applied"] - 1) for r in rows)
-            m["balance_error"] = m.get("balance_error", 0) + (balance - amount * n)
-            return max((r["done_at"] for r in rows if r["done_at"]), default=time.time()) - t0
+                m["redelivered_after_s"] = round(first["started_at"] - r.killed_at, 2)
+            m["reruns"] = m.get("reruns", 0) + sum(1 for row in r.rows if row["attempts"] > 1)
+            m["credited_twice"] = m.get("credited_twice", 0) + sum(max(0, row["applied"] - 1) for row in r.rows)
+            m["balance_error"] = m.get("balance_error", 0) + (r.balance - amount * n)
+            return r.drain_s()
 
         if ctx.counting:
             return lambda: "the crash case is judged on its ledger tallies"
@@ -344,12 +368,15 @@ def _granularity_variant(mode: str):
             if mode == "chord":
                 header = [app.signature("jobs.items", args=[tag, k, t0, part], queue=worker.queue)
                           for k, part in enumerate(parts)]
-                chord(header, app=app)(app.signature("jobs.total", args=[tag, t0], queue=worker.queue))
+                pending = chord(header, app=app)(app.signature("jobs.total", args=[tag, t0], queue=worker.queue))
             else:
                 for k, part in enumerate(parts):
                     send(app, worker.queue, "jobs.items", tag, k, part)
             expected = len(parts) + (mode == "chord")
             rows = settled(tag, expected, SETTLE_S)
+            if mode == "chord":  # the ledger says it is done: stop the producer waiting for its result
+                app.backend.remove_pending_result(pending)
+                del pending
             check_worker(worker)
             m = ctx.metrics
             _account(rows, expected, m)

@@ -100,10 +100,13 @@ def recent_logs(item, limit: int = 8) -> list[tuple[str, str]]:
 _STARTED = pytest.StashKey[float]()
 
 
-# -- no subprocess handle left behind: a leaked one fails the session -----------------------------------
-def pytest_sessionfinish(session, exitstatus):
+# -- no subprocess handle left behind: a leaked one fails the run ------------------------------------
+@pytest.fixture(scope="session", autouse=True)
+def no_leaked_handles():
     """Popen objects still running when they are garbage collected warn (ResourceWarning) at exit,
-    where no test sees it. Collect them here, with the warnings recorded: any is a failure."""
+    where no test sees it. Collect them when the session's tests are done, with the warnings
+    recorded: any is an error (of the last test's teardown; with pytest-xdist, of each worker's)."""
+    yield
     import gc
     import warnings
 
@@ -112,10 +115,4 @@ def pytest_sessionfinish(session, exitstatus):
         gc.collect()
     leaks = [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)]
     if leaks:
-        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
-        text = "leaked subprocess handles / files (ResourceWarning):\n  " + "\n  ".join(leaks[:20])
-        if reporter is not None:
-            reporter.write_line(text, red=True)
-        else:
-            print(text)
-        session.exitstatus = 1
+        pytest.fail("leaked subprocess handles / files (ResourceWarning):\n  " + "\n  ".join(leaks[:20]))

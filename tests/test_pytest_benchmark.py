@@ -34,12 +34,20 @@ def test_export_layout_is_read_by_pytest_benchmark(tmp_path):
     assert "naive[books=10]" in done.stdout
 
 
+def _outside_xdist() -> dict[str, str]:
+    """This environment without pytest-xdist's worker variables: pytest-benchmark, seeing them,
+    would think it runs inside a worker and disable itself."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_XDIST")}
+
+
 @pytest.mark.stack
 def test_scenarios_run_inside_pytest_benchmark(tmp_path, runtime_dir):
     out = tmp_path / "bench.json"
-    env = {**os.environ, "LABS_BENCH_SCENARIOS": "n_plus_one", "LABS_BENCH_PARAMS": "books=3,5;catalog=30",
+    env = {**_outside_xdist(), "LABS_BENCH_SCENARIOS": "n_plus_one", "LABS_BENCH_PARAMS": "books=3,5;catalog=30",
            "LABS_BENCH_ROUNDS": "3", "LABS_RUNTIME_DIR": runtime_dir}
-    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--benchmark-only",
+    # -o addopts=: not this repository's test options (two xdist workers, pytest-benchmark off)
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-o", "addopts=",
+                           "--benchmark-only",
                            f"--benchmark-json={out}", str(ROOT / "harness" / "integrations" / "pytest_benchmark")],
                           capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
@@ -68,7 +76,8 @@ def test_pytest_benchmark_refuses_to_time_a_wrong_variant(tmp_path, runtime_dir)
     (tmp_path / "perf" / "wrongish.py").write_text(WRONG)
     (tmp_path / "labs.toml").write_text('scenario_paths = ["perf"]\n')
     out = tmp_path / "bench.json"
-    env = {**os.environ, "LABS_BENCH_SCENARIOS": "wrongish", "LABS_BENCH_ROUNDS": "3", "LABS_RUNTIME_DIR": runtime_dir}
+    env = {**_outside_xdist(), "LABS_BENCH_SCENARIOS": "wrongish", "LABS_BENCH_ROUNDS": "3",
+           "LABS_RUNTIME_DIR": runtime_dir}
     done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--benchmark-only",
                            f"--benchmark-json={out}", "--pyargs", "harness.integrations.pytest_benchmark"],
                           capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)

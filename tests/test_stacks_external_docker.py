@@ -64,6 +64,8 @@ def test_compose_file_is_loopback_only_healthy_and_secret_free():
         for dep, cond in (svc.get("depends_on") or {}).items() if isinstance(svc.get("depends_on"), dict) else ():
             assert cond["condition"] == "service_healthy", (name, dep)
     assert services["locust-master"]["profiles"] == ["load"]
+    assert services["worker"]["profiles"] == services["rabbitmq"]["profiles"] == ["tasks"]
+    assert services["worker"]["command"][:3] == ["celery", "-A", "labs.celery_app"]
     assert "pgdata" in spec["volumes"]
     text = COMPOSE.read_text()
     assert "POSTGRES_PASSWORD: ${POSTGRES_PASSWORD:?" in text  # required from .env, never committed

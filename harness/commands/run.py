@@ -49,7 +49,7 @@ def list_cmd(stack: Annotated[str, typer.Option(help="Stack to check availabilit
 def run_cmd(
     scenarios: Annotated[list[str], typer.Argument(help="Scenario names, or 'all'.", show_default=False)],
     profile: Annotated[str, typer.Option("--profile", "-p", help="quick (seconds, one process), nightly (5 processes: verdicts that hold between runs) or full (big data).")] = "quick",
-    variants: Annotated[Optional[str], typer.Option(help="Comma-separated variants to run (the baseline always runs).")] = None,
+    variants: Annotated[Optional[str], typer.Option(help="Comma-separated variants to run: only the cases that have them, each with its baseline.")] = None,
     stack: StackOpt = "embedded",
     json_out: Annotated[bool, typer.Option("--json", help="Print the result JSON instead of the table.")] = False,
     results_dir: Annotated[Path, typer.Option(help="Where result files go.")] = Path("results"),

@@ -185,7 +185,12 @@ class TaskRig:
             for w in self.workers.values():
                 w.stop()
             for app in self.apps.values():
-                app.pool.force_close_all()
+                app.close()
+            # kombu keeps connection and producer pools in process-wide groups keyed by broker URL:
+            # closed and forgotten here, so a later run on the same URL does not get a closed pool
+            import kombu.pools
+
+            kombu.pools.reset()
         finally:
             self.workers.clear()
             self.apps.clear()

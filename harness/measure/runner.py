@@ -95,7 +95,8 @@ def new_run_id(scenario: str, now: dt.datetime | None = None) -> str:
 
 
 def select_variants(scenario: Scenario, wanted: Sequence[str], profile: str) -> set[str] | None:
-    """Validate --variants; None means all. The baseline of each case is always kept."""
+    """Validate --variants; None means all. A case that has none of them is left out; in a case
+    that has one, its baseline is kept (a ratio needs it)."""
     if not wanted:
         return None
     known = scenario.variant_names(profile)
@@ -157,7 +158,8 @@ def run_scenario(
             with seed_lock():
                 shared = scenario.setup(run_ctx)
         timings["seed_s"] = time.perf_counter() - t0
-        cases = list(scenario.cases(params))
+        cases = [c for c in scenario.cases(params)
+                 if chosen is None or chosen & {v.name for v in c.variants}]
         t0 = time.perf_counter()
         for index, case in enumerate(cases):
             interrupts.check()

@@ -400,6 +400,56 @@ def check_gunicorn(module: str, stack) -> Verdict:
     return Verdict(ok, summary)
 
 
+# -- 7. tasks under a crash ----------------------------------------------------------------------
+CREDITS, AMOUNT, HOLD_MS = 3, 100, 400
+
+
+def check_tasks(module: str, stack) -> Verdict:
+    """Three credit tasks on a real Celery worker (one pool process) configured as the participant
+    says; the process running the first is SIGKILLed right after its credit (scenarios.tasks'
+    crash_round). Passes when every task finished and the balance is exactly 3 credits."""
+    import sys
+    import tempfile
+    import uuid
+
+    from harness.measure.celeryrig import TaskRig, WorkerConfig
+    from harness.stack import embedded
+    from scenarios.tasks import crash_round
+
+    mod = _load(module)
+    acks_late, reject = bool(getattr(mod, "ACKS_LATE", False)), bool(getattr(mod, "REJECT_ON_WORKER_LOST", False))
+    config = WorkerConfig("exercise7", "prefork", 1, prefetch=1, acks_late=acks_late, reject_on_worker_lost=reject)
+    work = Path(tempfile.mkdtemp(prefix="workshop-celery-", dir=embedded.runtime_dir()))
+    # the worker imports the participant's module by the same name (their folder on its path)
+    rig = TaskRig(work, os.environ["REDIS_URL"], {"LABS_EXERCISE_MODULE": module,
+                                                  "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)})
+    tag = f"ex7-{uuid.uuid4().hex[:8]}"
+    try:
+        r = crash_round(rig, config, tag, CREDITS, HOLD_MS, "jobs.exercise_credit", (tag, AMOUNT, HOLD_MS))
+    finally:
+        rig.close()
+        shutil.rmtree(work, ignore_errors=True)
+    done = sum(1 for row in r.rows if row["status"] == "done")
+    expected = CREDITS * AMOUNT
+    settings = f"acks_late={acks_late}, reject_on_worker_lost={reject}"
+    details = []
+    if not r.killed_mid_task:
+        return Verdict(False, "the kill missed the task's crash window (a busy machine?): run labs check 7 again")
+    if done < CREDITS:
+        details.append(f"{CREDITS - done} of {CREDITS} task(s) never finished: the killed one was acknowledged "
+                       + ("when it started" if not acks_late else "as failed when its process died")
+                       + " and nobody ran it again")
+    if r.balance > expected:
+        details.append(f"the killed task ran again and credited again: balance {r.balance}, expected {expected} "
+                       f"({(r.balance - expected) // AMOUNT} credit(s) applied twice)")
+    elif r.balance < expected:
+        details.append(f"balance {r.balance}, expected {expected}: {(expected - r.balance) // AMOUNT} credit(s) lost")
+    passed = not details
+    summary = (f"{done} of {CREDITS} tasks finished after a SIGKILL mid-task, balance {r.balance} (expected "
+               f"{expected}); {settings}")
+    return Verdict(passed, summary, details)
+
+
 EXERCISES = {e.number: e for e in (
     Exercise(1, "n_plus_one", "N+1 queries in a list endpoint", ("exercises/ex1_n_plus_one.py",),
              "≤ 4 queries for the whole page, the same output, ≥ 2× faster than the original",
@@ -434,9 +484,19 @@ EXERCISES = {e.number: e for e in (
              ("/io spends most of its time waiting (20 ms upstream): a sync worker does nothing else meanwhile.",
               "More concurrency per worker overlaps the waits: gthread with several threads per worker.",
               "Each sync worker is a whole process (memory); threads are cheap: try 2 workers × 16 threads.")),
+    Exercise(7, "tasks", "A background task that survives a worker crash", ("exercises/ex7_tasks.py",),
+             "after a SIGKILL mid-task every task finishes and the balance is exact: nothing lost, nothing twice",
+             ("By default Celery acknowledges a message when the task starts: a process killed mid-task takes "
+              "the task with it. ACKS_LATE = True acknowledges after it ran.",
+              "acks_late alone is not enough when the process dies: the pool marks the task failed and acks it. "
+              "REJECT_ON_WORKER_LOST = True puts it back on the queue instead.",
+              "Then it runs again — after its credit was already applied. Make credit() idempotent: insert the key "
+              "into jobs_appliedkey (unique) in the same transaction.atomic() as the UPDATE, and skip on "
+              "IntegrityError.")),
 )}
 
-CHECKS = {1: check_n_plus_one, 2: check_indexes, 3: check_caching, 4: check_gil, 5: check_pooling, 6: check_gunicorn}
+CHECKS = {1: check_n_plus_one, 2: check_indexes, 3: check_caching, 4: check_gil, 5: check_pooling, 6: check_gunicorn,
+          7: check_tasks}
 EXERCISES = {n: replace(e, check=CHECKS[n]) for n, e in EXERCISES.items()}
 
 

@@ -1,6 +1,6 @@
 """Where a participant's exercises live.
 
-`labs workshop init [DIR]` copies the six exercises into a folder the participant owns — their
+`labs workshop init [DIR]` copies the exercises into a folder the participant owns — their
 editor opens it, git can track it — with the originals `reset` restores and the Django app of
 exercise 2 (models.py and its migrations, label `workshop`):
 
@@ -133,7 +133,7 @@ def init(target: Path) -> Workspace:
     (target / MARKER).write_text("# A Perf Lab workshop folder: `labs workshop list` and `labs check N` work from here.\n")
     (target / "README.md").write_text(
         "# Perf Lab workshop\n\n"
-        "- `labs workshop list` — the six exercises and your progress\n"
+        "- `labs workshop list` — the exercises and your progress\n"
         "- `labs workshop start 1` — what to fix, in `exercises/`\n"
         "- `labs check 1` — measures your code against the original on a real stack\n"
         "- `labs workshop hint 1`, `labs workshop reset 1`\n\n"

@@ -146,3 +146,24 @@ def fetch(self, batch: str, key: int, sent_at: float, fail: int, mode: str, base
         return -1
     countdown = 0.0 if mode == "immediate" else random.uniform(0, base_ms * 2 ** self.request.retries) / 1000
     raise self.retry(countdown=countdown)
+
+
+# -- workshop exercise 7: the participant's credit() under a crash ----------------------------------
+@shared_task(name="jobs.exercise_credit")
+def exercise_credit(batch: str, key: int, sent_at: float, account: str, amount: int, hold_ms: int) -> int:
+    """Run the participant's `credit()` (module LABS_EXERCISE_MODULE), then keep working `hold_ms`
+    (the window the check's SIGKILL hits), then finish."""
+    import importlib
+
+    module = importlib.import_module(os.environ["LABS_EXERCISE_MODULE"])
+    started = time.time()
+    with connection.cursor() as cur:
+        cur.execute(BEGIN, [batch, key, os.getpid(), sent_at, started])
+    module.credit(account, amount, f"{batch}:{key}")
+    with connection.cursor() as cur:
+        cur.execute("UPDATE jobs_taskrun SET applied = applied + 1 WHERE batch = %s AND key = %s", [batch, key])
+    time.sleep(hold_ms / 1000)
+    with connection.cursor() as cur:
+        cur.execute("UPDATE jobs_taskrun SET status = 'done', done_at = %s WHERE batch = %s AND key = %s",
+                    [time.time(), batch, key])
+    return amount
