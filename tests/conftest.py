@@ -9,6 +9,10 @@ import pytest
 
 from harness.measure.runner import Budget
 
+# One terminal width for every test and the `labs` processes tests start, whatever runs pytest (a
+# terminal, CI, an xdist worker): tables and messages are not cut or wrapped differently per runner.
+os.environ["COLUMNS"] = "200"
+
 TINY = Budget(min_rounds=3, max_rounds=5, case_s=0.05, sample_s=0.0005, warmup_s=0.0)
 """Budget for tests: they assert deterministic facts, so timing only needs to run, not to be precise."""
 

@@ -22,7 +22,7 @@ def asv_init_cmd() -> None:
     root = envinfo.project_root()
     written = asvsite.init(root)
     for path in written:
-        out.print(f"wrote {path}")
+        out.print(f"wrote {path}", soft_wrap=True, highlight=False)
     if not written:
         out.print(f"asv is set up in {root} already")
     out.print("[dim]next: asv machine --yes --machine NAME && labs asv backfill HEAD~5..HEAD[/dim]")
@@ -35,7 +35,7 @@ def asv_publish_cmd(
     from harness.present import asvsite
     from harness.project import envinfo
 
-    out.print(str(asvsite.publish(envinfo.project_root(), offline)))
+    out.print(str(asvsite.publish(envinfo.project_root(), offline)), soft_wrap=True, highlight=False)
 
 
 def asv_backfill_cmd(

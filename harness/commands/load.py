@@ -90,7 +90,7 @@ def load_cmd(
                      summarize_bursts(measured) if measured else {}, LOAD_METRICS, generator_bound)
     saved = store.save(result, results_dir)
     _show(result)
-    out.print(f"saved {saved}")
+    out.print(f"saved {saved}", soft_wrap=True, highlight=False)
     if reason:
         raise Interrupted("the load stopped; the bursts measured so far are saved, marked incomplete")
     failed = result.cases[0].variants["target"].metrics.get("failures")

@@ -133,7 +133,7 @@ def report_cmd(
     if fmt not in report.FORMATS:
         raise unknown("format", fmt, report.FORMATS)
     target = report.write(store.resolve(run_ref, results_dir), fmt, output)
-    out.print(str(target))
+    out.print(str(target), soft_wrap=True, highlight=False)
     if open_it:
         import webbrowser
 
@@ -156,7 +156,7 @@ def export_cmd(
         sys.stdout.write(text + "\n")
     else:
         store.write_text_atomic(output, text)
-        out.print(str(output))
+        out.print(str(output), soft_wrap=True, highlight=False)
 
 
 def register(app: typer.Typer) -> None:

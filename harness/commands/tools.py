@@ -19,9 +19,9 @@ def new_scenario(
 
     done = scaffold.new_scenario(name, directory, title)
     for path in done.files:
-        out.print(f"wrote {path}")
+        out.print(f"wrote {path}", soft_wrap=True, highlight=False)
     if done.config_written:
-        out.print(f"wrote {done.config_written}")
+        out.print(f"wrote {done.config_written}", soft_wrap=True, highlight=False)
     if done.config_hint:
         out.print(f"[yellow]{done.config_hint}[/yellow]")
     out.print(f"next: labs run {name}")

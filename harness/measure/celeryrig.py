@@ -168,13 +168,14 @@ class TaskRig:
         return w
 
     def app(self, config: WorkerConfig):
-        """The producer side for this worker's broker (and result backend)."""
-        key = (config.broker, config.results, config.visibility_s)
+        """The producer side for this worker's broker. It never has a result backend: results are
+        the worker's business (a chord is started by a task on the worker), so the lab process
+        holds no result subscriptions."""
+        key = (config.broker, config.visibility_s)
         if key not in self.apps:
             from labs.celery_app import make_app
 
-            backend = self.redis_db(REDIS_RESULTS_DB) if config.results else None
-            app = make_app(self.broker_url(config.broker), backend)
+            app = make_app(self.broker_url(config.broker))
             if config.visibility_s is not None:
                 app.conf.broker_transport_options = {"visibility_timeout": config.visibility_s}
             self.apps[key] = app

@@ -213,19 +213,30 @@ def main() -> None:
         spec = json.loads(sys.stdin.readline())
         _serve(spec)
     except KeyboardInterrupt:
-        _send("error", **{"class": "KeyboardInterrupt"})
-        interrupts.finish(130)
+        _report({"class": "KeyboardInterrupt"}, 130)
     except LabsError as exc:
-        _send("error", **{"class": type(exc).__name__ if type(exc).__name__ in ERRORS else "LabsError",
-                          "message": exc.message, "hint": exc.hint, "exit_code": exc.exit_code})
-        sys.exit(1)
+        _report({"class": type(exc).__name__ if type(exc).__name__ in ERRORS else "LabsError",
+                 "message": exc.message, "hint": exc.hint, "exit_code": exc.exit_code}, 1)
     except Exception as exc:  # a bug or a scenario that crashed: said, with where to look
         import traceback
 
-        traceback.print_exc()
-        _send("error", **{"class": "LabsError", "message": f"crashed: {exc!r}",
-                          "hint": "the traceback is printed above"})
-        sys.exit(1)
+        try:
+            traceback.print_exc()
+        except KeyboardInterrupt:
+            pass
+        _report({"class": "LabsError", "message": f"crashed: {exc!r}", "hint": "the traceback is printed above"}, 1)
+
+
+def _report(fields: dict, code: int) -> None:
+    """Tell the parent how this process ended, then end it. An interrupt arriving meanwhile (the
+    parent stopping its workers after the same failure) ends it quietly: never a second traceback."""
+    try:
+        _send("error", **fields)
+    except KeyboardInterrupt:
+        code = 130
+    if code == 130:
+        interrupts.finish(130)
+    sys.exit(code)
 
 
 def _serve(spec: dict) -> None:

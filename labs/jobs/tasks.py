@@ -130,6 +130,16 @@ def total(results: list[int], batch: str, sent_at: float) -> int:
     return result
 
 
+@shared_task(name="jobs.fan_out")
+def fan_out(batch: str, key: int, sent_at: float, parts: list[list[int]], queue: str) -> str:
+    """Start a chord from the worker: one `items` task per part, then `total` over their results.
+    (Not in the ledger: the items and the total are.)"""
+    from celery import chord
+
+    header = [items.s(batch, k, sent_at, part).set(queue=queue) for k, part in enumerate(parts)]
+    return chord(header)(total.s(batch, sent_at).set(queue=queue)).id
+
+
 # -- retries against a flaky upstream ---------------------------------------------------------------
 @shared_task(name="jobs.fetch", bind=True, max_retries=None)
 def fetch(self, batch: str, key: int, sent_at: float, fail: int, mode: str, base_ms: float, max_retries: int) -> int:
