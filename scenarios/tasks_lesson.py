@@ -54,7 +54,7 @@ def lines(result) -> list[str]:
     if p and (d := _v(p, "prefetch_4")) and (o := _v(p, "prefetch_1_acks_late")) and d.get("batches") \
             and o.get("batches"):
         one = _v(p, "prefetch_1") or {}
-        line = (f"Short tasks stuck behind the long one (waited over half its time), per batch: "
+        line = (f"Short tasks stuck behind the long one (waited over 3/4 of its time), per batch: "
                 f"{d.get('stuck', 0) / d['batches']:.1f} with the default prefetch (4 per process)")
         if one.get("batches"):
             line += f", {one.get('stuck', 0) / one['batches']:.1f} with prefetch 1"
@@ -81,9 +81,10 @@ def lines(result) -> list[str]:
                      f"{idem.get('balance_error', 0)}"]
             out.append("; ".join(parts) + ".")
         if whole and whole.get("redelivered_after_s") is not None:
-            out.append(f"Whole worker killed with acks_late on Redis (visibility timeout set to 3 s): the "
-                       f"unacknowledged task came back {whole['redelivered_after_s']:.1f} s later "
-                       f"({whole.get('lost', 0)} lost) — with Redis's default timeout of one hour, it waits an hour.")
+            out.append(f"Whole worker killed with acks_late on Redis: its unacknowledged task came back "
+                       f"{whole['redelivered_after_s']:.1f} s after the kill ({whole.get('lost', 0)} lost), restored "
+                       "by the replacement worker at start-up once the visibility timeout (3 s here) had passed — "
+                       "with Redis's default timeout of one hour, an hour late.")
     t = cases.get("transactions")
     if t and (a := _v(t, "inside_atomic")) and (oc := _v(t, "on_commit")):
         out.append(f"Enqueued inside atomic(): {a.get('missing_rows', 0)} of {a.get('orders', 0)} tasks ran before "

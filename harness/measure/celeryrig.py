@@ -62,28 +62,37 @@ class Worker:
     env: dict[str, str]
     proc: Any = None
     boot_s: float = 0.0
+    _log_start: int = 0
+    _t0: float = 0.0
 
     @property
     def queue(self) -> str:
         return f"labs.{self.config.queue or self.config.name}"
 
     def start(self, timeout_s: float = 60.0) -> None:
+        self.launch()
+        self.wait_ready(timeout_s)
+
+    def launch(self) -> None:
+        """Start the process (from the thread that lives as long as the run: the child's
+        parent-death signal fires when the thread that started it ends)."""
         c = self.config
         argv = [sys.executable, "-m", "celery", "-A", "labs.celery_app", "worker", "-P", c.pool,
                 "-c", str(c.concurrency), "-Q", self.queue, "-n", f"{c.name}@perflab", "--purge",
                 "--without-heartbeat", "--without-gossip", "--without-mingle", "-l", "INFO",
                 "--prefetch-multiplier", str(c.prefetch)]
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        start = self.log_path.stat().st_size if self.log_path.exists() else 0
-        t0 = time.perf_counter()
+        self._log_start = self.log_path.stat().st_size if self.log_path.exists() else 0
+        self._t0 = time.perf_counter()
         self.proc = procs.start(argv, self.log_path, env=self.env, death_signal=signal.SIGTERM)
 
+    def wait_ready(self, timeout_s: float = 60.0) -> None:
         def ready() -> bool:
             with open(self.log_path, "rb") as fh:
-                fh.seek(start)
+                fh.seek(self._log_start)
                 return b" ready." in fh.read()
-        procs.wait_ready(f"celery worker {c.name}", ready, self.proc, self.log_path, timeout_s=timeout_s)
-        self.boot_s = time.perf_counter() - t0
+        procs.wait_ready(f"celery worker {self.config.name}", ready, self.proc, self.log_path, timeout_s=timeout_s)
+        self.boot_s = time.perf_counter() - self._t0
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
@@ -150,22 +159,41 @@ class TaskRig:
             return self.rabbit.url
         raise ValueError(f"unknown broker {kind!r}")
 
+    def prepare(self, configs) -> None:
+        """The workers of one case, started together (their boots overlap: a Celery worker spends
+        seconds importing), and the previous case's stopped (idle workers are noise)."""
+        wanted = {c.name: c for c in configs}
+        for name in [n for n in self.workers if n not in wanted]:
+            self.workers.pop(name).stop()
+        for c in wanted.values():
+            self.broker_url(c.broker)  # a broker the lab starts is up before its workers
+        missing = [c for n, c in wanted.items() if n not in self.workers or not self.workers[n].alive()]
+        launched = [self._new_worker(c) for c in missing]
+        for w in launched:  # all booting at once; each launched from this thread (see Worker.launch)
+            w.launch()
+            self.workers[w.config.name] = w  # registered at once: stopped by close() whatever happens
+        for w in launched:
+            w.wait_ready()
+
     def worker(self, config: WorkerConfig) -> Worker:
         w = self.workers.get(config.name)
         if w is None or not w.alive():
-            env = {**os.environ, **self.env, "LABS_CELERY_BROKER": self.broker_url(config.broker),
-                   "LABS_CELERY_PREFETCH": str(config.prefetch),
-                   "LABS_CELERY_ACKS_LATE": "1" if config.acks_late else "0",
-                   "LABS_CELERY_REJECT_LOST": "1" if config.reject_on_worker_lost else "0"}
-            env.pop("LABS_CELERY_BACKEND", None)
-            if config.results:
-                env["LABS_CELERY_BACKEND"] = self.redis_db(REDIS_RESULTS_DB)
-            if config.visibility_s is not None:
-                env["LABS_CELERY_VISIBILITY"] = str(config.visibility_s)
-            w = Worker(config, self.artifacts / f"celery-{config.name}.log", env)
+            w = self._new_worker(config)
             w.start()
             self.workers[config.name] = w
         return w
+
+    def _new_worker(self, config: WorkerConfig) -> Worker:
+        env = {**os.environ, **self.env, "LABS_CELERY_BROKER": self.broker_url(config.broker),
+               "LABS_CELERY_PREFETCH": str(config.prefetch),
+               "LABS_CELERY_ACKS_LATE": "1" if config.acks_late else "0",
+               "LABS_CELERY_REJECT_LOST": "1" if config.reject_on_worker_lost else "0"}
+        env.pop("LABS_CELERY_BACKEND", None)
+        if config.results:
+            env["LABS_CELERY_BACKEND"] = self.redis_db(REDIS_RESULTS_DB)
+        if config.visibility_s is not None:
+            env["LABS_CELERY_VISIBILITY"] = str(config.visibility_s)
+        return Worker(config, self.artifacts / f"celery-{config.name}.log", env)
 
     def app(self, config: WorkerConfig):
         """The producer side for this worker's broker. It never has a result backend: results are
