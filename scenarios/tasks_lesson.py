@@ -19,7 +19,8 @@ def _pools(case) -> str | None:
     line = f"{case.name}-bound tasks/s: {parts}."
     if solo:
         line += f" {best} did {rates[best] / solo:.1f}× solo."
-    if case.name == "cpu" and rates.get("threads_8") and rates.get("prefork_2") and solo:
+    if case.name == "cpu" and rates.get("threads_8") and rates.get("prefork_2") and solo \
+            and rates["threads_8"] < rates["prefork_2"]:
         line += (f" Threads did {rates['threads_8'] / solo:.1f}× solo on CPU work and two processes "
                  f"{rates['prefork_2'] / solo:.1f}×: the GIL lets one thread run Python at a time (the gil "
                  "scenario's lesson, here in a worker pool).")
@@ -91,7 +92,7 @@ def lines(result) -> list[str]:
                    f"COMMIT and found no order; with on_commit: {oc.get('missing_rows', 0)} of {oc.get('orders', 0)}.")
     g = cases.get("granularity")
     if g:
-        parts = [f"{n} {m['items_per_s']:.0f} items/s" + (f" ({m['result_keys']} result keys stored)"
+        parts = [f"{n} {m['items_per_s']:.0f} items/s" + (f" ({m['result_keys']} result keys stored per batch)"
                                                           if m.get("result_keys") else "")
                  for n, v in g.variants.items() if (m := _v(g, n)) and m.get("items_per_s")]
         if parts:

@@ -70,7 +70,7 @@ def test_crash_loses_repeats_or_is_harmless_as_configured(stack, tiny_budget):
 
     gran = cases["granularity"].variants
     assert gran["chunks"].metrics["messages"] == 4 and gran["per_item"].metrics["messages"] == 40
-    assert gran["chord"].metrics["messages"] == 42 and gran["chord"].metrics["result_keys"] >= 41
+    assert gran["chord"].metrics["messages"] == 42 and gran["chord"].metrics["result_keys"] >= 40  # its results (the last may still be on its way)
     assert all(v.metrics["items_ok"] == v.metrics["batches"] for v in gran.values())
 
     retry = cases["retries"].variants
