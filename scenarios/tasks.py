@@ -619,6 +619,7 @@ SCENARIO = Scenario(
     name="tasks",
     title="Background work with Celery: pools, brokers, prefetch, crashes, transactions, retries",
     requires=frozenset({"postgres", "redis"}),
+    optional=frozenset({"rabbitmq"}),
     profiles={
         "quick": {"pools": ("solo", "prefork_2", "threads_8", "gevent_32"), "kinds": ("io", "cpu"), "tasks": 40,
                   "cpu_tasks": 24, "cpu_size": 60_000, "orm_size": 50, "upstream_ms": 20, "rounds": 3,

@@ -53,6 +53,10 @@ def probes(boot: bool = True) -> list[Probe]:
         "apt-get install memcached / brew install memcached", required=False)
     add("pgbouncer (optional)", pgbouncer.binary() is not None, "found" if pgbouncer.binary() else "not found",
         pgbouncer.INSTALL, required=False)
+    from harness.stack import rabbitmq
+
+    add("rabbitmq-server (optional)", rabbitmq.binary() is not None,
+        "found" if rabbitmq.binary() else "not found", rabbitmq.INSTALL, required=False)
     free = shutil.disk_usage(embedded.runtime_dir()).free / 2**30
     add("disk space", free > 2, f"{free:.1f} GiB free in {embedded.runtime_dir()}", "free at least 2 GiB")
     try:
