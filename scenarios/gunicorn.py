@@ -218,9 +218,15 @@ def _co_line(case) -> str | None:
         return None
     c, o = closed.metrics, opened.metrics
     ratio = o["p99_ms"] / c["p99_ms"]
-    verb = (f"{ratio:.1f}× the p99 the closed loop reported" if ratio >= 1.1 else
-            f"about the same p99 ({ratio:.2f}×): at this load the server never stalled long enough for the "
-            "closed loop to hide it")
+    if ratio >= 1.1:
+        verb = f"{ratio:.1f}× the p99 the closed loop reported"
+    elif ratio > 0.9:
+        verb = (f"about the same p99 ({ratio:.2f}×): at this load the server never stalled long enough for the "
+                "closed loop to hide it")
+    else:
+        verb = (f"{1 / ratio:.1f}× lower than the closed loop's: below saturation requests queued less than "
+                f"behind {case.params.get('users')} users who always have one outstanding, and no stall was long "
+                "enough for the closed loop to hide it")
     return (f"Coordinated omission on {case.params.get('config')}: the closed loop ({case.params.get('users')} users) "
             f"served {c['rps']:.0f} req/s with p99 {c['p99_ms']:.1f} ms; the open loop offered "
             f"{o.get('offered_rps') or 0:.0f} req/s ({CO_FRACTION:.0%} of that) on the same server and measured "
