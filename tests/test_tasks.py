@@ -20,7 +20,7 @@ pytestmark = pytest.mark.stack
 
 SMALL = {"tasks": "12", "cpu_tasks": "6", "rounds": "2", "crash_tasks": "2", "hold_ms": "300", "orders": "8",
          "commit_after_ms": "30", "items": "40", "chunk": "10", "flaky_tasks": "4", "fail_first": "2",
-         "mix_tasks": "8", "long_every": "8", "long_ms": "1000", "crash_rounds": "2"}
+         "mix_tasks": "6", "long_every": "6", "long_ms": "1500", "crash_rounds": "2"}
 
 
 def _run(stack, budget, variants, **params):
