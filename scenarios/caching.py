@@ -493,8 +493,11 @@ def _stampede(protected: bool) -> Callable[[Context], Callable[[], Any]]:
                 tally["recomputes"] += 1
             return recompute_report(work)
 
+        thread_caches: dict[int, object] = {}
+
         def reader(_i: int) -> int:
             cache = caches["default"]  # per thread: Django's cache handler is thread-local
+            thread_caches.setdefault(id(cache), cache)
             value = cache.get(key)
             if value is not None:
                 return value
@@ -533,6 +536,11 @@ def _stampede(protected: bool) -> Callable[[Context], Callable[[], Any]]:
         def close() -> None:
             crowd.close()
             main_cache.delete(key)
+            for cache in thread_caches.values():  # each reader thread's own client: its sockets closed
+                if cache is not main_cache:
+                    cache.close()
+                    for pool in getattr(getattr(cache, "_cache", None), "_pools", {}).values():
+                        pool.disconnect()
             # a metric, not a counter: how many naive readers miss depends on thread timing
             if ctx.counting and expiries[0]:
                 ctx.metrics["recomputes"] = round(tally["recomputes"] / expiries[0], 3)
