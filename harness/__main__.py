@@ -27,7 +27,14 @@ def main() -> None:
     drop_cwd_from_path()
     try:
         from harness import cli
-    except KeyboardInterrupt:  # nothing has been started yet: nothing to stop
+        # an interrupt an import swallowed (a bare `except:` in a library, a finalizer) is raised
+        # here, before anything starts — not left for the end of a run that should not have begun
+        interrupts.check()
+    except BaseException:  # noqa: BLE001 — nothing has been started yet: nothing to stop
+        # Python 3.11 wraps an exception raised in a class body's __set_name__ (dataclasses do
+        # that while modules import) in a RuntimeError: the recorded request is the truth
+        if not interrupts.requested():
+            raise
         sys.stderr.write("interrupted\n")
         interrupts.finish(130)
     cli.main()

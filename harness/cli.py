@@ -71,6 +71,7 @@ def main() -> None:
     warnings.formatwarning = _one_line_warnings  # deprecations reach users as one line, not a stack
     code: int | str | None = 0
     try:
+        interrupts.check()  # one that arrived while modules imported and was swallowed there
         app(prog_name="labs")
     except KeyboardInterrupt:
         code = EXIT_INTERRUPTED
@@ -79,6 +80,11 @@ def main() -> None:
         if not interrupts.requested():
             raise
     except Exception:  # a bug, not a user error: keep the traceback out of the way but on disk
+        if interrupts.requested():  # an interrupt wrapped by Python (a RuntimeError from __set_name__...)
+            code = EXIT_INTERRUPTED
+            if not told_interrupt():
+                say_interrupted()
+            interrupts.finish(code)
         fd, path = tempfile.mkstemp(prefix="labs-crash-", suffix=".log")
         with os.fdopen(fd, "w") as fh:
             traceback.print_exc(file=fh)

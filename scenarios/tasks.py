@@ -56,23 +56,29 @@ BROKERS = {
     "rabbitmq": WorkerConfig("broker_rabbitmq", "threads", 8, broker="rabbitmq"),
 }
 PREFETCH = {
-    "prefetch_4": WorkerConfig("prefetch_4", "prefork", 1, prefetch=4),
-    "prefetch_1": WorkerConfig("prefetch_1", "prefork", 1, prefetch=1),
-    "prefetch_1_acks_late": WorkerConfig("prefetch_1_acks_late", "prefork", 1, prefetch=1, acks_late=True),
+    "prefetch_4": (WorkerConfig("prefetch_4", "prefork", 1, prefetch=4), "jobs.work", ""),
+    "prefetch_1": (WorkerConfig("prefetch_1", "prefork", 1, prefetch=1), "jobs.work", ""),
+    "prefetch_1_acks_late": (WorkerConfig("prefetch_1", "prefork", 1, prefetch=1), "jobs.work_late",
+                             "task acks_late=True"),
 }
-"""Each runs as two workers of one pool process on one queue: the worker's main process reserves
-messages for its busy child, and what one worker hoards, the idle other cannot run. (A solo pool
-would not show it: it blocks its own consumer while a task runs.)"""
+"""(workers, task, the task's own options). Each runs as two workers of one pool process on one
+queue: the worker's main process reserves messages for its busy child, and what one worker hoards,
+the idle other cannot run. (A solo pool would not show it: it blocks its own consumer while a task
+runs.) prefetch_1 and prefetch_1_acks_late share their workers: acks_late is the task's."""
+CRASH_WORKER = WorkerConfig("crash", "prefork", 1)
 CRASH = {
-    "early_ack": (WorkerConfig("crash_early_ack", "prefork", 1), False, "child"),
-    "acks_late": (WorkerConfig("crash_acks_late", "prefork", 1, acks_late=True), False, "child"),
-    "acks_late_reject": (WorkerConfig("crash_reject", "prefork", 1, acks_late=True, reject_on_worker_lost=True),
-                         False, "child"),
-    "idempotent": (WorkerConfig("crash_idempotent", "prefork", 1, acks_late=True, reject_on_worker_lost=True),
-                   True, "child"),
-    "worker_killed": (WorkerConfig("crash_worker", "prefork", 1, acks_late=True, visibility_s=3.0), True, "worker"),
+    "early_ack": (CRASH_WORKER, "jobs.credit", False, "child"),
+    "acks_late": (CRASH_WORKER, "jobs.credit_late", False, "child"),
+    "acks_late_reject": (CRASH_WORKER, "jobs.credit_reject", False, "child"),
+    "idempotent": (CRASH_WORKER, "jobs.credit_reject", True, "child"),
+    "worker_killed": (WorkerConfig("crash_worker", "prefork", 1, acks_late=True, visibility_s=2.0), "jobs.credit",
+                      True, "worker"),
 }
-"""(worker, idempotent task, what is killed: the pool process running the task, or the whole worker)."""
+"""(worker, task, idempotent task, what is killed: the pool process running the task, or the whole
+worker). The first four share one worker: acknowledgement is each task's own option
+(`@shared_task(acks_late=True, reject_on_worker_lost=True)`), as it is in most code bases."""
+TASK_OPTIONS = {"jobs.credit": "", "jobs.credit_late": "task acks_late=True",
+                "jobs.credit_reject": "task acks_late=True, reject_on_worker_lost=True"}
 SETTLE_S = 30.0
 
 
@@ -146,11 +152,13 @@ def _work_variant(config: WorkerConfig, kind: str, payload: int = 0, peers: tupl
 
 
 # -- prefetch: head-of-line blocking -------------------------------------------------------------------
-def _prefetch_variant(config: WorkerConfig):
+def _prefetch_variant(name: str):
+    config, task, _options = PREFETCH[name]
+
     def make(ctx: Context):
         rig: TaskRig = ctx.shared
         p = ctx.params
-        rig.prepare([c for base in PREFETCH.values() for c in (base, _replica(base))])
+        rig.prepare([c for base, _t, _o in PREFETCH.values() for c in (base, _replica(base))])
         workers = [rig.worker(config), rig.worker(_replica(config))]
         app = rig.app(config)
         queue = workers[0].queue
@@ -159,10 +167,10 @@ def _prefetch_variant(config: WorkerConfig):
         pattern = [p["long_ms"] if i % p["long_every"] == 0 else p["short_ms"] for i in range(p["mix_tasks"])]
 
         def batch() -> tuple[list[dict], float]:
-            tag = _batch(config.name)
+            tag = _batch(name)
             t0 = time.time()
             for key, ms in enumerate(pattern):
-                send(app, queue, "jobs.work", tag, key, "sleep", ms)
+                send(app, queue, task, tag, key, "sleep", ms)
             rows = settled(tag, len(pattern), SETTLE_S)
             for w in workers:
                 check_worker(w)
@@ -170,8 +178,8 @@ def _prefetch_variant(config: WorkerConfig):
             end = max((r["done_at"] for r in rows if r["done_at"]), default=t0 + SETTLE_S)
             return rows, end - t0
 
-        if ctx.counting:
-            return lambda: [(r["key"], r["result"]) for r in batch()[0]]
+        if ctx.counting:  # judged on the measured batches' ledgers (no result to compare across variants)
+            return lambda: "the prefetch case is judged on its ledger tallies"
         short: list[float] = []
         spans: list[float] = []
 
@@ -230,8 +238,7 @@ def crash_round(rig: TaskRig, config: WorkerConfig, tag: str, n: int, hold_ms: i
     worker, app = rig.worker(config), rig.app(config)
     Account.objects.create(name=tag, balance=0)
     t0 = time.time()
-    for key in range(n):
-        send(app, worker.queue, task, tag, key, *args)
+    ids = [send(app, worker.queue, task, tag, key, *args).id for key in range(n)]
     victim = _wait_applied(tag, 0, worker)
     killed_at = time.time()
     if target == "child":
@@ -248,25 +255,50 @@ def crash_round(rig: TaskRig, config: WorkerConfig, tag: str, n: int, hold_ms: i
         # passed: kombu restores unacknowledged messages at a worker's start-up (and then rarely)
         time.sleep(max(0.0, killed_at + (config.visibility_s or 0) + 0.5 - time.time()))
         rig.worker(config)
-    # the others finish; the victim comes back within a grace period or never (lost)
+    # the others finish; the victim runs again, or is gone from the broker (lost)
     settled(tag, n - 1, SETTLE_S, statuses=("done",))
-    grace = 2.0 + hold_ms / 1000
-    rows = settled(tag, n, grace, statuses=("done",))
+    rows = _victim_settled(rig, config, tag, n, ids[0], grace_s=2.0 + hold_ms / 1000)
     return CrashRound(rows, mid_task, killed_at, t0, Account.objects.get(name=tag).balance)
 
 
+def _victim_settled(rig: TaskRig, config: WorkerConfig, tag: str, n: int, task_id: str, grace_s: float,
+                    gone_for_s: float = 0.5) -> list[dict]:
+    """The batch's rows once the killed task (key 0) is done again — or lost: the broker holds no
+    copy of its message (none queued, none delivered and unacknowledged) for `gone_for_s` with no new
+    attempt started, so nothing can run it again. Observed, not assumed; a broker the rig cannot read
+    (RabbitMQ) gets the whole grace period."""
+    deadline = time.monotonic() + grace_s
+    first = next((r for r in ledger(tag) if r["key"] == 0), None)
+    attempts = first["attempts"] if first else 0
+    gone_since = None
+    with rig.broker_reader(config) as copies:
+        while True:
+            rows = ledger(tag)
+            if sum(1 for r in rows if r["status"] == "done") >= n or time.monotonic() > deadline:
+                return rows
+            victim = next((r for r in rows if r["key"] == 0), None)
+            held = copies(task_id)
+            if held == 0 and victim is not None and victim["attempts"] == attempts:
+                gone_since = gone_since or time.monotonic()
+                if time.monotonic() - gone_since >= gone_for_s:
+                    return rows
+            else:
+                gone_since = None
+            time.sleep(0.02)
+
+
 def _crash_variant(name: str):
-    config, idempotent, target = CRASH[name]
+    config, task, idempotent, target = CRASH[name]
 
     def make(ctx: Context):
         rig: TaskRig = ctx.shared
         p = ctx.params
         n, hold, amount = p["crash_tasks"], p["hold_ms"], 100
-        rig.prepare([c for c, _i, _t in CRASH.values()])
+        rig.prepare([c for c, _task, _i, _t in CRASH.values()])
 
         def unit() -> float:
             tag = _batch(name)
-            r = crash_round(rig, config, tag, n, hold, "jobs.credit", (tag, amount, hold, idempotent), target)
+            r = crash_round(rig, config, tag, n, hold, task, (tag, amount, hold, idempotent), target)
             m = ctx.metrics
             m["kills"] = m.get("kills", 0) + 1
             m["killed_mid_task"] = m.get("killed_mid_task", 0) + int(r.killed_mid_task)
@@ -274,6 +306,7 @@ def _crash_variant(name: str):
             first = next((row for row in r.rows if row["key"] == 0), None)
             if target == "worker" and first and first["status"] == "done":
                 m["redelivered_after_s"] = round(first["started_at"] - r.killed_at, 2)
+                m["visibility_s"] = config.visibility_s
             m["reruns"] = m.get("reruns", 0) + sum(1 for row in r.rows if row["attempts"] > 1)
             m["credited_twice"] = m.get("credited_twice", 0) + sum(max(0, row["applied"] - 1) for row in r.rows)
             m["balance_error"] = m.get("balance_error", 0) + (r.balance - amount * n)
@@ -521,7 +554,8 @@ def cases(params) -> list[Case]:
                         timing=SelfTimed(rounds=params["rounds"]), time_label="s/task",
                         title="the same no-op tasks through Valkey and RabbitMQ, small and large payloads",
                         columns=("tasks_per_s", "p50_ms", "p95_ms", "p99_ms", "lost")))
-    prefetch = tuple(Variant(n, _prefetch_variant(c), c.describe() + " × 2 workers") for n, c in PREFETCH.items())
+    prefetch = tuple(Variant(n, _prefetch_variant(n), ", ".join(filter(None, (c.describe() + " × 2 workers", o))))
+                     for n, (c, _t, o) in PREFETCH.items())
     out.append(Case("prefetch", {k: params[k] for k in ("mix_tasks", "long_every", "long_ms", "short_ms")},
                     "prefetch_4", prefetch,
                     (*(_accounted(v.name) for v in prefetch),
@@ -533,8 +567,10 @@ def cases(params) -> list[Case]:
                     title=f"a long task ({params['long_ms']} ms) every {params['long_every']}, the rest "
                           f"{params['short_ms']} ms, over two workers of one pool process each",
                     columns=("stuck", "short_p50_ms", "short_p95_ms", "makespan_s", "lost")))
-    crash = tuple(Variant(n, _crash_variant(n), f"{c.describe()}; kill the {t}" + (", idempotent task" if i else ""))
-                  for n, (c, i, t) in CRASH.items())
+    crash = tuple(Variant(n, _crash_variant(n), "; ".join(filter(None, (
+        c.describe() + (f", visibility timeout {c.visibility_s:g} s" if c.visibility_s else ""), TASK_OPTIONS[task],
+        f"kill the {'pool process' if t == 'child' else 'whole worker'}" + (", idempotent task" if i else "")))))
+                  for n, (c, task, i, t) in CRASH.items())
     rounds = params["crash_rounds"]
     out.append(Case(
         "crash", {k: params[k] for k in ("crash_tasks", "hold_ms")}, "early_ack", crash,
@@ -663,6 +699,8 @@ SCENARIO = Scenario(
         Metric("reruns", "reruns", better=None, description="tasks that started more than once"),
         Metric("credited_twice", "credited twice", description="credits applied again by a rerun"),
         Metric("balance_error", "balance error", better=None, description="account balance − 100 × tasks"),
+        Metric("visibility_s", "visibility timeout", "s", better=None,
+               description="Redis: how long a delivered, unacknowledged message waits before it is restored"),
         Metric("redelivered_after_s", "redelivered after", "s", better=None,
                description="whole worker killed: when the new worker started the unacknowledged task"),
         Metric("orders", "orders"),

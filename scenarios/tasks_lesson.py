@@ -81,11 +81,12 @@ def lines(result) -> list[str]:
                      f"with an idempotency key it lost {idem.get('lost', 0)} and the balance was off by "
                      f"{idem.get('balance_error', 0)}"]
             out.append("; ".join(parts) + ".")
-        if whole and whole.get("redelivered_after_s") is not None and whole.get("lost", 0) == 0:
+        if whole and whole.get("redelivered_after_s") is not None and whole.get("visibility_s") \
+                and whole.get("lost", 0) == 0:
             out.append(f"Whole worker killed with acks_late on Redis: its unacknowledged task came back "
                        f"{whole['redelivered_after_s']:.1f} s after the kill ({whole.get('lost', 0)} lost), restored "
-                       "by the replacement worker at start-up once the visibility timeout (3 s here) had passed — "
-                       "with Redis's default timeout of one hour, an hour late.")
+                       f"by the replacement worker at start-up once the visibility timeout ({whole['visibility_s']:g} s "
+                       "here) had passed — with Redis's default timeout of one hour, an hour late.")
     t = cases.get("transactions")
     if t and (a := _v(t, "inside_atomic")) and (oc := _v(t, "on_commit")):
         out.append(f"Enqueued inside atomic(): {a.get('missing_rows', 0)} of {a.get('orders', 0)} tasks ran before "

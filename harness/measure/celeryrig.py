@@ -7,6 +7,7 @@ tasks and waits for the ledger (labs.jobs) to account for every one of them.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
@@ -55,6 +56,11 @@ class WorkerConfig:
         return ", ".join(parts)
 
 
+def queue_of(config: WorkerConfig) -> str:
+    """The queue a worker of this configuration consumes."""
+    return f"labs.{config.queue or config.name}"
+
+
 @dataclass
 class Worker:
     config: WorkerConfig
@@ -67,7 +73,7 @@ class Worker:
 
     @property
     def queue(self) -> str:
-        return f"labs.{self.config.queue or self.config.name}"
+        return queue_of(self.config)
 
     def start(self, timeout_s: float = 60.0) -> None:
         self.launch()
@@ -163,8 +169,7 @@ class TaskRig:
         """The workers of one case, started together (their boots overlap: a Celery worker spends
         seconds importing), and the previous case's stopped (idle workers are noise)."""
         wanted = {c.name: c for c in configs}
-        for name in [n for n in self.workers if n not in wanted]:
-            self.workers.pop(name).stop()
+        stop_workers([self.workers.pop(n) for n in list(self.workers) if n not in wanted])
         for c in wanted.values():
             self.broker_url(c.broker)  # a broker the lab starts is up before its workers
         missing = [c for n, c in wanted.items() if n not in self.workers or not self.workers[n].alive()]
@@ -195,6 +200,30 @@ class TaskRig:
             env["LABS_CELERY_VISIBILITY"] = str(config.visibility_s)
         return Worker(config, self.artifacts / f"celery-{config.name}.log", env)
 
+    @contextlib.contextmanager
+    def broker_reader(self, config: WorkerConfig):
+        """A function counting the copies of a message (by task id) the worker's broker holds:
+        queued (kombu's queue lists, with their priority sub-lists) or delivered and not yet
+        acknowledged (kombu's `unacked` hash). None for a broker it cannot read (RabbitMQ)."""
+        if config.broker != "redis":
+            yield lambda task_id: None
+            return
+        import redis
+
+        client = redis.Redis.from_url(self.broker_url("redis"))
+        queue = queue_of(config)
+
+        def copies(task_id: str) -> int:
+            needle, held = task_id.encode(), 0
+            for key in client.scan_iter(match=queue + "*", count=1000):
+                if client.type(key) == b"list":
+                    held += sum(1 for m in client.lrange(key, 0, -1) if needle in m)
+            return held + sum(1 for m in client.hvals("unacked") if needle in m)
+        try:
+            yield copies
+        finally:
+            client.close()
+
     def app(self, config: WorkerConfig):
         """The producer side for this worker's broker. It never has a result backend: results are
         the worker's business (a chord is started by a task on the worker), so the lab process
@@ -211,8 +240,7 @@ class TaskRig:
 
     def close(self) -> None:
         try:
-            for w in self.workers.values():
-                w.stop()
+            stop_workers(list(self.workers.values()))
             for app in self.apps.values():
                 app.close()
             # kombu keeps connection and producer pools in process-wide groups keyed by broker URL:
@@ -227,6 +255,11 @@ class TaskRig:
                 self.rabbit.stop()
                 self.rabbit.keep_log(self.artifacts / "rabbitmq.log")
                 self.rabbit = None
+
+
+def stop_workers(workers: list[Worker]) -> None:
+    """Warm shutdowns of several workers at once (each takes a second or more)."""
+    procs.stop_children([w.proc for w in workers if w.proc is not None])
 
 
 # -- the ledger ----------------------------------------------------------------------------------------

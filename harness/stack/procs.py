@@ -214,11 +214,33 @@ def stop_pid(pid: int, sig: int = signal.SIGTERM, timeout_s: float = 10.0, expec
 
 def stop_child(proc: subprocess.Popen, sig: int = signal.SIGTERM) -> None:
     """stop_pid for a process we started, then reap it."""
-    stop_pid(proc.pid, sig)
-    try:
-        proc.wait(timeout=5)
-    except subprocess.TimeoutExpired:
-        pass
+    stop_children([proc], sig)
+
+
+def stop_children(children: list[subprocess.Popen], sig: int = signal.SIGTERM, timeout_s: float = 10.0) -> None:
+    """Stop processes we started, all at once: signal every one, wait for them and their children
+    together (their shutdowns overlap), SIGKILL what lingers, reap them."""
+    families: list[psutil.Process] = []
+    for proc in children:
+        try:
+            main = psutil.Process(proc.pid)
+            family = [main, *main.children(recursive=True)]
+            main.send_signal(sig)
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+        families += family
+    _, alive = psutil.wait_procs(families, timeout=timeout_s)
+    for p in alive:
+        try:
+            p.kill()
+        except psutil.NoSuchProcess:
+            pass
+    psutil.wait_procs(alive, timeout=5)
+    for proc in children:
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            pass
 
 
 def pid_alive(pid: int) -> bool:

@@ -45,7 +45,6 @@ def upstream(path: str) -> tuple[int, bytes]:
 
 
 # -- work of a kind: the pools and brokers cases ---------------------------------------------------
-@shared_task(name="jobs.work")
 def work(batch: str, key: int, sent_at: float, kind: str, size: int = 0, payload: str = "") -> int:
     started = time.time()
     if kind == "cpu":  # pure Python: holds the GIL the whole time
@@ -68,8 +67,13 @@ def work(batch: str, key: int, sent_at: float, kind: str, size: int = 0, payload
     return result
 
 
+work_task = shared_task(name="jobs.work")(work)
+work_late = shared_task(name="jobs.work_late", acks_late=True)(work)
+"""The same work, acknowledged after it ran (the prefetch case: an unacknowledged message holds its
+place in the worker's prefetch window until its task ends)."""
+
+
 # -- losing and repeating work: the crash case -----------------------------------------------------
-@shared_task(name="jobs.credit")
 def credit(batch: str, key: int, sent_at: float, account: str, amount: int, hold_ms: int, idempotent: bool) -> int:
     """Credit an account, then keep working `hold_ms` (the window a crash hits), then finish.
 
@@ -96,6 +100,14 @@ def credit(batch: str, key: int, sent_at: float, account: str, amount: int, hold
         cur.execute("UPDATE jobs_taskrun SET status = 'done', done_at = %s WHERE batch = %s AND key = %s",
                     [time.time(), batch, key])
     return applied
+
+
+credit_task = shared_task(name="jobs.credit")(credit)
+"""As the worker is configured (Celery's default: acknowledged when a pool process accepts it)."""
+credit_late = shared_task(name="jobs.credit_late", acks_late=True)(credit)
+"""Acknowledged after it ran — or when its process dies: the pool acks a lost process's task as failed."""
+credit_reject = shared_task(name="jobs.credit_reject", acks_late=True, reject_on_worker_lost=True)(credit)
+"""Acknowledged after it ran; a task whose process died goes back to the queue and runs again."""
 
 
 # -- transactions: enqueued inside atomic() or on_commit --------------------------------------------
