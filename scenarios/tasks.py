@@ -642,6 +642,8 @@ def setup(ctx: Context) -> TaskRig:
     rig = TaskRig(ctx.artifacts_dir(), os.environ["REDIS_URL"],
                   {"LABS_UPSTREAM_URL": url, "LABS_CONN_MAX_AGE": "60"})
     ctx.on_close(rig.close)
+    if "rabbitmq" in ctx.components and ctx.planned and ctx.planned & {"rabbitmq_small", "rabbitmq_large"}:
+        rig.launch_rabbitmq()  # boots beside the first case's workers (prepare waits for both)
     return rig
 
 

@@ -3,7 +3,6 @@ reference solution passes; reset restores the original; doctor reports a missing
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 

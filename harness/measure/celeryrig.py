@@ -153,17 +153,24 @@ class TaskRig:
         if kind == "redis":
             return self.redis_db(REDIS_BROKER_DB)
         if kind == "rabbitmq":
-            if self.rabbit is None:
-                from harness.stack import embedded
-                from harness.stack.rabbitmq import RabbitMQ
-
-                # its files live in the runtime dir: RabbitMQ runs as the service user, who may not
-                # reach the results folder (a checkout under /root); its log is copied at the end
-                rabbit = RabbitMQ(embedded.runtime_dir() / f"rabbitmq-{os.getpid()}")
-                rabbit.start()
-                self.rabbit = rabbit
+            self.launch_rabbitmq()
+            if not self.rabbit.ready:
+                self.rabbit.wait_ready()
             return self.rabbit.url
         raise ValueError(f"unknown broker {kind!r}")
+
+    def launch_rabbitmq(self) -> None:
+        """Start the run's RabbitMQ, not waiting for it: it boots beside the next `prepare`'s
+        workers, and whatever first needs its URL waits for it to be ready."""
+        if self.rabbit is None:
+            from harness.stack import embedded
+            from harness.stack.rabbitmq import RabbitMQ
+
+            # its files live in the runtime dir: RabbitMQ runs as the service user, who may not
+            # reach the results folder (a checkout under /root); its log is copied at the end
+            rabbit = RabbitMQ(embedded.runtime_dir() / f"rabbitmq-{os.getpid()}")
+            self.rabbit = rabbit  # registered first: close() stops it whatever happens
+            rabbit.launch()
 
     def prepare(self, configs) -> None:
         """The workers of one case, started together (their boots overlap: a Celery worker spends
@@ -179,6 +186,8 @@ class TaskRig:
             self.workers[w.config.name] = w  # registered at once: stopped by close() whatever happens
         for w in launched:
             w.wait_ready()
+        if self.rabbit is not None and not self.rabbit.ready:  # booted beside them, not during a case's timing
+            self.rabbit.wait_ready()
 
     def worker(self, config: WorkerConfig) -> Worker:
         w = self.workers.get(config.name)
@@ -258,8 +267,10 @@ class TaskRig:
 
 
 def stop_workers(workers: list[Worker]) -> None:
-    """Warm shutdowns of several workers at once (each takes a second or more)."""
-    procs.stop_children([w.proc for w in workers if w.proc is not None])
+    """Several workers at once, by Celery's cold shutdown (SIGQUIT: stop now), SIGKILL after 3 s.
+    They are idle when a case ends, every batch settled. (A threads worker on RabbitMQ was seen
+    still running 10 s after SIGTERM or SIGQUIT, one thread left.)"""
+    procs.stop_children([w.proc for w in workers if w.proc is not None], signal.SIGQUIT, timeout_s=3.0)
 
 
 # -- the ledger ----------------------------------------------------------------------------------------

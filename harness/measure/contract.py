@@ -70,6 +70,9 @@ class Context:
         self.artifacts = artifacts
         """A directory for this run's files (server logs...): results/<run-id>/, created on demand."""
         self.shared = shared
+        self.planned: frozenset[str] | None = None
+        """In setup's context: the variants this run will run (after --variants), so a setup can
+        start only what they need; None elsewhere."""
         self._closers: list[Callable[[], Any]] = []
         self._samples: list[tuple[Callable[[], Any], Callable[[], Any]]] = []
 

@@ -152,14 +152,16 @@ def run_scenario(
             raise StackError(f"scenario {scenario.name} needs {', '.join(missing)}, "
                              f"which the {stack.kind} stack does not have", hint=hints)
         t0 = time.perf_counter()
+        cases = [c for c in scenario.cases(params)
+                 if chosen is None or chosen & {v.name for v in c.variants}]
+        run_ctx.planned = frozenset(v.name for c in cases
+                                    for v in (c.without(chosen) if chosen is not None else c).variants)
         shared = None
         if scenario.setup is not None:
             progress(ProgressEvent(scenario.name, "seed"))
             with seed_lock():
                 shared = scenario.setup(run_ctx)
         timings["seed_s"] = time.perf_counter() - t0
-        cases = [c for c in scenario.cases(params)
-                 if chosen is None or chosen & {v.name for v in c.variants}]
         t0 = time.perf_counter()
         for index, case in enumerate(cases):
             interrupts.check()

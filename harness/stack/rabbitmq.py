@@ -46,12 +46,19 @@ class RabbitMQ:
     workdir: Path
     port: int = 0
     proc: object = field(default=None, repr=False)
+    ready: bool = False
 
     @property
     def url(self) -> str:
         return f"amqp://guest:guest@127.0.0.1:{self.port}//"
 
     def start(self, timeout_s: float = 60.0) -> None:
+        self.launch()
+        self.wait_ready(timeout_s)
+
+    def launch(self) -> None:
+        """Start the broker without waiting for it (`wait_ready` does): its seconds of boot can
+        overlap other work."""
         exe = binary()
         if exe is None:
             raise StackError("no rabbitmq-server binary", hint=INSTALL)
@@ -89,11 +96,15 @@ class RabbitMQ:
         }
         log = self.workdir / "rabbitmq.log"
         self.proc = procs.start([str(exe)], log, user=user, env=env, death_signal=signal.SIGTERM, cwd=self.workdir)
+
+    def wait_ready(self, timeout_s: float = 60.0) -> None:
         try:
-            procs.wait_ready("RabbitMQ", lambda: _amqp_ready(self.port), self.proc, log, timeout_s=timeout_s)
+            procs.wait_ready("RabbitMQ", lambda: _amqp_ready(self.port), self.proc, self.workdir / "rabbitmq.log",
+                             timeout_s=timeout_s)
         except StackError:
             self.stop()
             raise
+        self.ready = True
 
     def stop(self) -> None:
         if self.proc is not None:
