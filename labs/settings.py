@@ -6,6 +6,7 @@ DEBUG is False: measurements must not pay for Django's debug cursor.
 """
 from __future__ import annotations
 
+import importlib.util
 import os
 import secrets
 import urllib.parse
@@ -30,7 +31,12 @@ INSTALLED_APPS = [
     "labs.bookstore",
     "labs.workshop",
     "labs.jobs",
+    "django_tasks_db",  # the database-backed worker of Django's tasks framework (the tasks scenario)
 ]
+if importlib.util.find_spec("django.tasks") is None:
+    # Django 6 has django.tasks built in; on 5.2 the django-tasks backport provides it, as an app
+    INSTALLED_APPS.insert(INSTALLED_APPS.index("django_tasks_db"), "django_tasks")
+TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
 if os.environ.get("LABS_WORKSHOP_APP"):
     # a participant's workshop folder (labs workshop init): its exercise-2 app, label `workshop`,
     # takes the place of the lab's own copy
@@ -82,5 +88,10 @@ if os.environ.get("MEMCACHED_URL"):
                            "LOCATION": f"{_mc.hostname}:{_mc.port or 11211}", "KEY_PREFIX": "labs"}
 
 LOGGING = {"version": 1, "disable_existing_loggers": False,
-           "handlers": {"null": {"class": "logging.NullHandler"}},
-           "root": {"handlers": ["null"], "level": "WARNING"}}
+           "handlers": {"null": {"class": "logging.NullHandler"},
+                        "stdout": {"class": "logging.StreamHandler", "stream": "ext://sys.stdout"}},
+           "root": {"handlers": ["null"], "level": "WARNING"},
+           # the tasks framework's db_worker: its start and each task in its log (the tasks scenario
+           # waits for its "Starting worker" line)
+           "loggers": {name: {"handlers": ["stdout"], "level": "INFO", "propagate": False}
+                       for name in ("django_tasks_db", "django.tasks", "django_tasks")}}

@@ -27,7 +27,7 @@ import signal
 import statistics
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import psutil
@@ -208,8 +208,6 @@ def _prefetch_variant(name: str):
 
 def _replica(config: WorkerConfig) -> WorkerConfig:
     """A second worker on the same queue (its own name, same settings)."""
-    from dataclasses import replace
-
     return replace(config, name=config.name + "_b", queue=config.queue or config.name)
 
 
@@ -348,8 +346,10 @@ def _was_running(batch: str, key: int) -> bool:
 
 
 # -- transactions ----------------------------------------------------------------------------------------
+TX_DB_WORKER = WorkerConfig("tx_db", "db_worker")
+
+
 def _tx_variant(mode: str):
-    config = WorkerConfig("tx", "threads", 4)
 
     def make(ctx: Context):
         from django.db import transaction
@@ -358,7 +358,11 @@ def _tx_variant(mode: str):
 
         rig: TaskRig = ctx.shared
         p = ctx.params
-        worker, app = rig.worker(config), rig.app(config)
+        db_worker, celery_worker = replace(TX_DB_WORKER, poll_s=p["db_poll_s"]), WorkerConfig("tx", "threads", 4)
+        rig.prepare([db_worker, celery_worker])
+        config = db_worker if mode == "django_db" else celery_worker
+        worker, app = rig.worker(config), rig.app(celery_worker)
+        latencies: list[float] = []
 
         def unit() -> float:
             tag = _batch(f"tx-{mode}")
@@ -366,7 +370,11 @@ def _tx_variant(mode: str):
             for key in range(p["orders"]):
                 with transaction.atomic():
                     order = Order.objects.create(batch=tag, total_cents=100 + key)
-                    if mode == "on_commit":
+                    if mode == "django_db":  # a row in the tasks table, written in this transaction
+                        from labs.jobs.db_tasks import read_order
+
+                        read_order.enqueue(tag, key, time.time(), order.pk)
+                    elif mode == "on_commit":
                         transaction.on_commit(lambda k=key, o=order.pk: send(app, worker.queue, "jobs.read_order",
                                                                              tag, k, o))
                     else:
@@ -378,10 +386,14 @@ def _tx_variant(mode: str):
             _account(rows, p["orders"], m)
             m["missing_rows"] = m.get("missing_rows", 0) + sum(1 for r in rows if r["result"] == -1)
             m["orders"] = m.get("orders", 0) + p["orders"]
+            latencies.extend((r["done_at"] - r["sent_at"]) * 1000 for r in rows if r["done_at"])
             return (time.time() - t0) / p["orders"]
 
-        if ctx.counting:
-            return unit
+        @ctx.on_close
+        def close() -> None:
+            if latencies:
+                q = _percentiles(latencies)
+                ctx.metrics.update(p50_ms=q["p50_ms"], p95_ms=q["p95_ms"])
         return unit
     return make
 
@@ -589,16 +601,21 @@ def cases(params) -> list[Case]:
               "process is SIGKILLed in that window",
         columns=("kills", "killed_mid_task", "done", "lost", "reruns", "credited_twice", "balance_error",
                  "redelivered_after_s")))
-    tx = (Variant("inside_atomic", _tx_variant("inside_atomic"), "send_task() inside transaction.atomic()"),
-          Variant("on_commit", _tx_variant("on_commit"), "transaction.on_commit(lambda: send_task())"))
-    out.append(Case("transactions", {k: params[k] for k in ("orders", "commit_after_ms")}, "inside_atomic", tx,
+    tx = (Variant("inside_atomic", _tx_variant("inside_atomic"), "Celery: send_task() inside transaction.atomic()"),
+          Variant("on_commit", _tx_variant("on_commit"), "Celery: transaction.on_commit(lambda: send_task())"),
+          Variant("django_db", _tx_variant("django_db"),
+                  f"task.enqueue() inside atomic(): {replace(TX_DB_WORKER, poll_s=params['db_poll_s']).describe()}"))
+    out.append(Case("transactions", {k: params[k] for k in ("orders", "commit_after_ms", "db_poll_s")},
+                    "inside_atomic", tx,
                     (metric_check("inside_atomic", "missing_rows", lambda v: v > 0,
                                   "> 0 (the task ran before COMMIT and found no row)"),
                      metric_check("on_commit", "missing_rows", lambda v: v == 0, "== 0"),
+                     metric_check("django_db", "missing_rows", lambda v: v == 0,
+                                  "== 0 (the task's row commits with the order: no worker sees it before)"),
                      *(_accounted(v.name) for v in tx)),
                     timing=SelfTimed(rounds=params["rounds"]), time_label="s/order",
                     title=f"an order written, its task enqueued, COMMIT {params['commit_after_ms']} ms later",
-                    columns=("orders", "missing_rows", "lost")))
+                    columns=("orders", "missing_rows", "p50_ms", "p95_ms", "lost")))
     gran = tuple(Variant(m, _granularity_variant(m), d) for m, d in (
         ("per_item", "one task per item, results ignored"),
         ("per_item_results", "one task per item, results in Redis"),
@@ -636,7 +653,9 @@ def setup(ctx: Context) -> TaskRig:
 
     seed_techempower(ctx.seed)
     with connection.cursor() as cur:
-        cur.execute("TRUNCATE jobs_taskrun, jobs_account, jobs_appliedkey, jobs_order")
+        from django_tasks_db.models import DBTaskResult
+
+        cur.execute(f"TRUNCATE jobs_taskrun, jobs_account, jobs_appliedkey, jobs_order, {DBTaskResult._meta.db_table}")
     url, stop = upstream.start(ctx.artifacts_dir(), ctx.params["upstream_ms"])
     ctx.on_close(stop)
     rig = TaskRig(ctx.artifacts_dir(), os.environ["REDIS_URL"],
@@ -662,13 +681,13 @@ SCENARIO = Scenario(
         "quick": {"pools": ("solo", "prefork_2", "threads_8", "gevent_32"), "kinds": ("io", "cpu"), "tasks": 40,
                   "cpu_tasks": 24, "cpu_size": 60_000, "orm_size": 50, "upstream_ms": 20, "rounds": 3,
                   "payloads": (100, 100_000), "mix_tasks": 10, "long_every": 10, "long_ms": 1200, "short_ms": 2,
-                  "crash_tasks": 3, "hold_ms": 400, "crash_rounds": 2, "orders": 20, "commit_after_ms": 20,
+                  "crash_tasks": 3, "hold_ms": 400, "crash_rounds": 2, "orders": 20, "commit_after_ms": 20, "db_poll_s": 1.0,
                   "items": 120, "chunk": 40, "flaky_tasks": 20, "fail_first": 3, "backoff_base_ms": 200,
                   "max_retries": 10},
         "full": {"pools": ("solo", "prefork_2", "threads_8", "gevent_32"), "kinds": ("io", "cpu", "orm"),
                  "tasks": 600, "cpu_tasks": 120, "cpu_size": 60_000, "orm_size": 50, "upstream_ms": 20, "rounds": 5,
                  "payloads": (100, 500_000), "mix_tasks": 20, "long_every": 10, "long_ms": 1200, "short_ms": 2,
-                 "crash_tasks": 4, "hold_ms": 500, "crash_rounds": 3, "orders": 50, "commit_after_ms": 20,
+                 "crash_tasks": 4, "hold_ms": 500, "crash_rounds": 3, "orders": 50, "commit_after_ms": 20, "db_poll_s": 1.0,
                  "items": 2000, "chunk": 100, "flaky_tasks": 60, "fail_first": 3, "backoff_base_ms": 200,
                  "max_retries": 10},
     },

@@ -89,8 +89,17 @@ def lines(result) -> list[str]:
                        "here) had passed — with Redis's default timeout of one hour, an hour late.")
     t = cases.get("transactions")
     if t and (a := _v(t, "inside_atomic")) and (oc := _v(t, "on_commit")):
-        out.append(f"Enqueued inside atomic(): {a.get('missing_rows', 0)} of {a.get('orders', 0)} tasks ran before "
-                   f"COMMIT and found no order; with on_commit: {oc.get('missing_rows', 0)} of {oc.get('orders', 0)}.")
+        line = (f"Enqueued inside atomic(): {a.get('missing_rows', 0)} of {a.get('orders', 0)} tasks ran before "
+                f"COMMIT and found no order; with on_commit: {oc.get('missing_rows', 0)} of {oc.get('orders', 0)}")
+        db = _v(t, "django_db")
+        if db and db.get("orders") and db.get("p50_ms") is not None and oc.get("p50_ms") is not None:
+            line += (f"; Django's tasks framework with the database backend, enqueued inside atomic(): "
+                     f"{db.get('missing_rows', 0)} of {db['orders']}")
+            if db.get("missing_rows") == 0:
+                line += " (its task row commits with the order: no worker can see it sooner)"
+            line += (f", at an enqueue → done p50 of {db['p50_ms']:.0f} ms vs {oc['p50_ms']:.0f} ms through Celery "
+                     f"(one db_worker polling every {t.params.get('db_poll_s', 1):g} s; no broker to run)")
+        out.append(line + ".")
     g = cases.get("granularity")
     if g:
         parts = [f"{n} {m['items_per_s']:.0f} items/s" + (f" ({m['result_keys']} result keys stored per batch)"

@@ -54,7 +54,7 @@ def _stack_workers(stack) -> list[psutil.Process]:
 
 def test_crash_loses_repeats_or_is_harmless_as_configured(stack, tiny_budget):
     cases = _run(stack, tiny_budget, ["early_ack", "acks_late", "acks_late_reject", "idempotent", "worker_killed",
-                                      "inside_atomic", "on_commit", "solo", "per_item", "chunks", "chord",
+                                      "inside_atomic", "on_commit", "django_db", "solo", "per_item", "chunks", "chord",
                                       "immediate", "backoff", "prefetch_4", "prefetch_1_acks_late"],
                  kinds="io", pools="solo", payloads="100,1000", backoff_base_ms="20")
     crash = cases["crash"].variants
@@ -78,6 +78,9 @@ def test_crash_loses_repeats_or_is_harmless_as_configured(stack, tiny_budget):
     tx = cases["transactions"].variants
     assert tx["inside_atomic"].metrics["missing_rows"] > 0 and tx["on_commit"].metrics["missing_rows"] == 0
     assert tx["on_commit"].metrics["orders"] == tx["on_commit"].metrics["done"]
+    # Django's tasks framework, database backend: the task row commits with the order
+    db = tx["django_db"].metrics
+    assert db["missing_rows"] == 0 and db["done"] == db["orders"] > 0 and db["lost"] == 0, db
 
     io = cases["io"].variants["solo"].metrics
     assert io["lost"] == 0 and io["done"] == io["enqueued"] and io["enqueued"] % 12 == 0

@@ -1,6 +1,8 @@
 """Real Celery workers for the tasks scenario: started as child processes on the lab's stack,
 one per configuration and each on its own queue, kept up across interleaved rounds, stopped
-however the run ends (parent-death signal, process-group stop, SIGKILL of what lingers).
+however the run ends (parent-death signal, process-group stop, SIGKILL of what lingers). A
+configuration with pool "db_worker" is Django's own tasks framework instead: django-tasks-db's
+`db_worker` command polling its table, no broker.
 
 `TaskRig` holds a run's workers, the RabbitMQ it may start, and the producer apps; `batch` sends
 tasks and waits for the ledger (labs.jobs) to account for every one of them.
@@ -40,10 +42,15 @@ class WorkerConfig:
     results: bool = False
     """A Redis result backend (else results are not stored)."""
     visibility_s: float | None = None
+    poll_s: float = 1.0
+    """pool "db_worker" (Django's tasks framework, database backend): seconds between polls of an
+    empty queue (django-tasks-db's default: 1)."""
     queue: str = ""
     """The queue it consumes (default: its own, named after it; replicas share their original's)."""
 
     def describe(self) -> str:
+        if self.pool == "db_worker":
+            return f"django.tasks DatabaseBackend, one db_worker polling every {self.poll_s:g} s"
         parts = [f"{self.pool} ×{self.concurrency}"] if self.pool != "solo" else ["solo"]
         if self.prefetch != 4:
             parts.append(f"prefetch {self.prefetch}")
@@ -83,10 +90,18 @@ class Worker:
         """Start the process (from the thread that lives as long as the run: the child's
         parent-death signal fires when the thread that started it ends)."""
         c = self.config
+        if c.pool == "db_worker":  # Django's tasks framework: one process, one task at a time
+            self.env = {**self.env, "PYTHONUNBUFFERED": "1"}  # its "Starting worker" line is our ready sign
+            self._launch([sys.executable, "-m", "django", "db_worker", "--no-reload", "--no-startup-delay",
+                          "--interval", f"{c.poll_s:g}", "--worker-id", c.name])
+            return
         argv = [sys.executable, "-m", "celery", "-A", "labs.celery_app", "worker", "-P", c.pool,
                 "-c", str(c.concurrency), "-Q", self.queue, "-n", f"{c.name}@perflab", "--purge",
                 "--without-heartbeat", "--without-gossip", "--without-mingle", "-l", "INFO",
                 "--prefetch-multiplier", str(c.prefetch)]
+        self._launch(argv)
+
+    def _launch(self, argv: list[str]) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log_start = self.log_path.stat().st_size if self.log_path.exists() else 0
         self._t0 = time.perf_counter()
@@ -96,8 +111,9 @@ class Worker:
         def ready() -> bool:
             with open(self.log_path, "rb") as fh:
                 fh.seek(self._log_start)
-                return b" ready." in fh.read()
-        procs.wait_ready(f"celery worker {self.config.name}", ready, self.proc, self.log_path, timeout_s=timeout_s)
+                return (b"Starting worker" if self.config.pool == "db_worker" else b" ready.") in fh.read()
+        procs.wait_ready(f"{'db_worker' if self.config.pool == 'db_worker' else 'celery worker'} {self.config.name}",
+                         ready, self.proc, self.log_path, timeout_s=timeout_s)
         self.boot_s = time.perf_counter() - self._t0
 
     def alive(self) -> bool:
@@ -198,7 +214,8 @@ class TaskRig:
         return w
 
     def _new_worker(self, config: WorkerConfig) -> Worker:
-        env = {**os.environ, **self.env, "LABS_CELERY_BROKER": self.broker_url(config.broker),
+        env = {"DJANGO_SETTINGS_MODULE": "labs.settings", **os.environ, **self.env,
+               "LABS_CELERY_BROKER": self.broker_url(config.broker),
                "LABS_CELERY_PREFETCH": str(config.prefetch),
                "LABS_CELERY_ACKS_LATE": "1" if config.acks_late else "0",
                "LABS_CELERY_REJECT_LOST": "1" if config.reject_on_worker_lost else "0"}
