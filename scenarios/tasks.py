@@ -221,6 +221,8 @@ class CrashRound:
     killed_at: float
     started: float
     balance: int
+    gone: bool = False
+    """The victim ended lost with no copy of its message left in the broker (observed)."""
 
     def drain_s(self) -> float:
         return max((r["done_at"] for r in self.rows if r["done_at"]), default=time.time()) - self.started
@@ -255,12 +257,12 @@ def crash_round(rig: TaskRig, config: WorkerConfig, tag: str, n: int, hold_ms: i
         rig.worker(config)
     # the others finish; the victim runs again, or is gone from the broker (lost)
     settled(tag, n - 1, SETTLE_S, statuses=("done",))
-    rows = _victim_settled(rig, config, tag, n, ids[0], grace_s=2.0 + hold_ms / 1000)
-    return CrashRound(rows, mid_task, killed_at, t0, Account.objects.get(name=tag).balance)
+    rows, gone = _victim_settled(rig, config, tag, n, ids[0], grace_s=2.0 + hold_ms / 1000)
+    return CrashRound(rows, mid_task, killed_at, t0, Account.objects.get(name=tag).balance, gone)
 
 
 def _victim_settled(rig: TaskRig, config: WorkerConfig, tag: str, n: int, task_id: str, grace_s: float,
-                    gone_for_s: float = 0.5) -> list[dict]:
+                    gone_for_s: float = 0.5) -> tuple[list[dict], bool]:
     """The batch's rows once the killed task (key 0) is done again — or lost: the broker holds no
     copy of its message (none queued, none delivered and unacknowledged) for `gone_for_s` with no new
     attempt started, so nothing can run it again. Observed, not assumed; a broker the rig cannot read
@@ -273,13 +275,13 @@ def _victim_settled(rig: TaskRig, config: WorkerConfig, tag: str, n: int, task_i
         while True:
             rows = ledger(tag)
             if sum(1 for r in rows if r["status"] == "done") >= n or time.monotonic() > deadline:
-                return rows
+                return rows, False
             victim = next((r for r in rows if r["key"] == 0), None)
             held = copies(task_id)
             if held == 0 and victim is not None and victim["attempts"] == attempts:
                 gone_since = gone_since or time.monotonic()
                 if time.monotonic() - gone_since >= gone_for_s:
-                    return rows
+                    return rows, True
             else:
                 gone_since = None
             time.sleep(0.02)
@@ -305,6 +307,7 @@ def _crash_variant(name: str):
             if target == "worker" and first and first["status"] == "done":
                 m["redelivered_after_s"] = round(first["started_at"] - r.killed_at, 2)
                 m["visibility_s"] = config.visibility_s
+            m["gone_from_broker"] = m.get("gone_from_broker", 0) + int(r.gone)
             m["reruns"] = m.get("reruns", 0) + sum(1 for row in r.rows if row["attempts"] > 1)
             m["credited_twice"] = m.get("credited_twice", 0) + sum(max(0, row["applied"] - 1) for row in r.rows)
             m["balance_error"] = m.get("balance_error", 0) + (r.balance - amount * n)
@@ -679,13 +682,13 @@ SCENARIO = Scenario(
     optional=frozenset({"rabbitmq"}),
     profiles={
         "quick": {"pools": ("solo", "prefork_2", "threads_8", "gevent_32"), "kinds": ("io", "cpu"), "tasks": 40,
-                  "cpu_tasks": 24, "cpu_size": 60_000, "orm_size": 50, "upstream_ms": 20, "rounds": 3,
+                  "cpu_tasks": 16, "cpu_size": 400_000, "orm_size": 50, "upstream_ms": 20, "rounds": 3,
                   "payloads": (100, 100_000), "mix_tasks": 10, "long_every": 10, "long_ms": 1200, "short_ms": 2,
                   "crash_tasks": 3, "hold_ms": 400, "crash_rounds": 2, "orders": 20, "commit_after_ms": 20, "db_poll_s": 1.0,
                   "items": 120, "chunk": 40, "flaky_tasks": 20, "fail_first": 3, "backoff_base_ms": 200,
                   "max_retries": 10},
         "full": {"pools": ("solo", "prefork_2", "threads_8", "gevent_32"), "kinds": ("io", "cpu", "orm"),
-                 "tasks": 600, "cpu_tasks": 120, "cpu_size": 60_000, "orm_size": 50, "upstream_ms": 20, "rounds": 5,
+                 "tasks": 600, "cpu_tasks": 120, "cpu_size": 400_000, "orm_size": 50, "upstream_ms": 20, "rounds": 5,
                  "payloads": (100, 500_000), "mix_tasks": 20, "long_every": 10, "long_ms": 1200, "short_ms": 2,
                  "crash_tasks": 4, "hold_ms": 500, "crash_rounds": 3, "orders": 50, "commit_after_ms": 20, "db_poll_s": 1.0,
                  "items": 2000, "chunk": 100, "flaky_tasks": 60, "fail_first": 3, "backoff_base_ms": 200,
@@ -717,6 +720,8 @@ SCENARIO = Scenario(
         Metric("makespan_s", "makespan", "s", kind="statistical"),
         Metric("kills", "kills"),
         Metric("killed_mid_task", "killed mid-task"),
+        Metric("gone_from_broker", "gone from broker",
+               description="lost tasks whose message the broker no longer held (queued or unacknowledged)"),
         Metric("reruns", "reruns", better=None, description="tasks that started more than once"),
         Metric("credited_twice", "credited twice", description="credits applied again by a rerun"),
         Metric("balance_error", "balance error", better=None, description="account balance − 100 × tasks"),

@@ -73,7 +73,9 @@ def lines(result) -> list[str]:
                                                         "worker_killed"))
         if e and late and rej and idem:
             parts = [f"SIGKILL mid-task ({e.get('killed_mid_task', 0)} of {e.get('kills', 0)} kill(s) per variant hit "
-                     f"a task after its credit): early ack lost {e.get('lost', 0)} task(s)",
+                     f"a task after its credit): early ack lost {e.get('lost', 0)} task(s)"
+                     + (f" ({e['gone_from_broker']} with no copy left in the broker, queued or unacknowledged)"
+                        if e.get("gone_from_broker") else ""),
                      f"acks_late alone lost {late.get('lost', 0)}" + (" (the pool reports the dead process's task as "
                                                                        "failed and acks it)" if late.get("lost") else ""),
                      f"acks_late + reject_on_worker_lost lost {rej.get('lost', 0)}, ran {rej.get('reruns', 0)} again "
