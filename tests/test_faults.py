@@ -91,14 +91,15 @@ def test_service_killed_mid_run(tmp_path, runtime_dir, scenario, victim, params,
         args += ["--param", p]
     from tests.helpers import Labs
 
-    proc = Labs(*args, start_new_session=True)
-    target = _wait_for(proc, victim)
-    proc.wait_for("measuring")  # booted, seeded, measuring
-    servers = _servers(proc.pid)
-    if victim in {"postgres", "gunicorn"}:  # the postmaster / the gunicorn master: the oldest of its kind
-        target = psutil.Process(min(p for p in servers if victim in _cmd(p)))
-    target.kill()
-    out, err = proc.communicate(timeout=60)
+    with Labs(*args, start_new_session=True) as proc:  # however the test ends, labs does not outlive it
+        _wait_for(proc, victim)
+        proc.wait_for("measuring")  # booted, seeded, measuring
+        servers = _servers(proc.pid)
+        # the server itself: the oldest live process of its kind (the postmaster, the gunicorn master),
+        # never a `valkey-server --version` probe the stack ran while booting
+        target = psutil.Process(min(p for p in servers if victim in _cmd(p) and "--version" not in _cmd(p)))
+        target.kill()
+        out, err = proc.communicate(timeout=60)
     assert proc.returncode == 3, (out[-1000:], err[-2000:])
     assert service in err and "Traceback" not in err + out
     time.sleep(1.0)

@@ -72,3 +72,14 @@ def test_async_views(stack, tiny_budget):
     import os
 
     assert "LABS_UPSTREAM_URL" not in os.environ  # torn down
+
+
+def test_serializers(stack, tiny_budget):
+    cases = _run(stack, tiny_budget, "serializers", {"page": "6", "flat_page": "10"})
+    nested = cases["nested"].variants
+    # DRF's N+1: a query per row for the publisher, the author, the tags and the review count
+    assert nested["drf_naive"].counters["queries"] == 1 + 4 * 6
+    assert all(nested[n].counters["queries"] == 2 for n in ("drf_model", "drf_plain", "hand_dict"))
+    assert nested["values_dict"].counters["queries"] == 1
+    assert {c.name for c in cases["render"].checks} and all(c.ok for c in cases["render"].checks)
+    assert all(v.counters["queries"] == 1 for v in cases["flat"].variants.values())

@@ -40,6 +40,7 @@ BUILTIN = {
     "async_views": "scenarios.async_views",
     "pagination": "scenarios.pagination",
     "tasks": "scenarios.tasks",
+    "serializers": "scenarios.serializers",
 }
 ENTRY_POINT_GROUP = "perflab.scenarios"
 
