@@ -289,8 +289,11 @@ def test_fuzz_cli_arguments_never_traceback(tmp_path, args):
 
 
 SHORT = st.text(alphabet="abcdefghijklmnopqrstuvwxyz_019é", max_size=8)
-JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | SHORT,
-                    lambda children: st.lists(children, max_size=4) | st.dictionaries(SHORT, children, max_size=5),
+def _nested(children):
+    return st.lists(children, max_size=4) | st.dictionaries(SHORT, children, max_size=5)
+
+
+JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | SHORT, _nested,
                     max_leaves=20)
 
 

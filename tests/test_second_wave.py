@@ -83,3 +83,19 @@ def test_serializers(stack, tiny_budget):
     assert nested["values_dict"].counters["queries"] == 1
     assert {c.name for c in cases["render"].checks} and all(c.ok for c in cases["render"].checks)
     assert all(v.counters["queries"] == 1 for v in cases["flat"].variants.values())
+
+
+def test_aggregates(stack, tiny_budget):
+    cases = _run(stack, tiny_budget, "aggregates", {"writes": "5", "rounds": "2", "refresh_rounds": "2"})
+    assert all(v.counters["queries"] == 1 for v in cases["read"].variants.values())
+    w = cases["write"].variants
+    assert w["counter_app"].counters["queries"] == 2 and w["counter_trigger"].counters["queries"] == 1
+    assert w["counter_trigger"].metrics["differs_from_live"] == 0
+    assert w["insert_only"].metrics["differs_from_live"] > 0  # the view is stale until REFRESH
+    # the application's counter missed exactly the reviews the other write paths inserted (their
+    # measured writes, and one each in the counting pass)
+    app = w["counter_app"].metrics
+    assert app["missed_writes"] == app["others_wrote"] == w["insert_only"].metrics["writes"] + \
+        w["counter_trigger"].metrics["writes"] + 2
+    r = cases["refresh"].variants
+    assert r["refresh"].metrics["stale_before"] > 0 and r["refresh"].metrics["stale_after"] == 0

@@ -41,6 +41,7 @@ BUILTIN = {
     "pagination": "scenarios.pagination",
     "tasks": "scenarios.tasks",
     "serializers": "scenarios.serializers",
+    "aggregates": "scenarios.aggregates",
 }
 ENTRY_POINT_GROUP = "perflab.scenarios"
 
