@@ -99,3 +99,16 @@ def test_aggregates(stack, tiny_budget):
         w["counter_trigger"].metrics["writes"] + 2
     r = cases["refresh"].variants
     assert r["refresh"].metrics["stale_before"] > 0 and r["refresh"].metrics["stale_after"] == 0
+
+
+def test_partitioning(stack, tiny_budget):
+    cases = _run(stack, tiny_budget, "partitioning", {"rows": "24000", "rounds": "2", "retention_rounds": "2"})
+    rng = cases["range"].variants
+    assert rng["pruned"].metrics["partitions_scanned"] == 1 and rng["not_pruned"].metrics["partitions_scanned"] == 13
+    lst = cases["list"].variants
+    assert lst["list_pruned"].metrics["partitions_scanned"] == 1
+    ret = cases["retention"].variants
+    d, p = ret["delete_rows"].metrics, ret["drop_partition"].metrics
+    assert d["rows_removed"] == p["rows_removed"] > 0  # the same month, both ways
+    assert p["space_released_kib"] > 0 and d["space_released_kib"] == 0
+    assert d["wal_kib"] > p["wal_kib"]  # every deleted row is logged; a DROP logs the catalog change

@@ -42,6 +42,7 @@ BUILTIN = {
     "tasks": "scenarios.tasks",
     "serializers": "scenarios.serializers",
     "aggregates": "scenarios.aggregates",
+    "partitioning": "scenarios.partitioning",
 }
 ENTRY_POINT_GROUP = "perflab.scenarios"
 
