@@ -112,3 +112,12 @@ def test_partitioning(stack, tiny_budget):
     assert d["rows_removed"] == p["rows_removed"] > 0  # the same month, both ways
     assert p["space_released_kib"] > 0 and d["space_released_kib"] == 0
     assert d["wal_kib"] > p["wal_kib"]  # every deleted row is logged; a DROP logs the catalog change
+
+
+def test_graphql(stack, tiny_budget):
+    cases = _run(stack, tiny_budget, "graphql", {"first": "5"})
+    queries = {(c, v): cases[c].variants[v].counters["queries"] for c in cases for v in cases[c].variants}
+    # naive: a query per book for its author, and per author (once per book) for their books
+    assert [queries[(f"depth={d}", "naive")] for d in (1, 2, 3)] == [1, 6, 11]
+    assert [queries[(f"depth={d}", "dataloader")] for d in (1, 2, 3)] == [1, 2, 3]
+    assert [queries[(f"depth={d}", "optimizer")] for d in (1, 2, 3)] == [1, 1, 2]

@@ -43,6 +43,7 @@ BUILTIN = {
     "serializers": "scenarios.serializers",
     "aggregates": "scenarios.aggregates",
     "partitioning": "scenarios.partitioning",
+    "graphql": "scenarios.graphql_resolvers",
 }
 ENTRY_POINT_GROUP = "perflab.scenarios"
 
