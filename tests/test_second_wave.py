@@ -121,3 +121,17 @@ def test_graphql(stack, tiny_budget):
     assert [queries[(f"depth={d}", "naive")] for d in (1, 2, 3)] == [1, 6, 11]
     assert [queries[(f"depth={d}", "dataloader")] for d in (1, 2, 3)] == [1, 2, 3]
     assert [queries[(f"depth={d}", "optimizer")] for d in (1, 2, 3)] == [1, 1, 2]
+
+
+def test_replicas(stack, tiny_budget):
+    cases = _run(stack, tiny_budget, "replicas", {"writes": "5", "pairs": "8", "threads": "2", "reads": "5",
+                                                  "rounds": "2"})
+    lag = cases["lag"].variants["streaming"]
+    assert not lag.skipped and lag.metrics["visible"] == lag.metrics["writes"] > 0
+    ry = cases["read_your_writes"].variants
+    assert ry["router"].metrics["reads_on_replica"] == ry["router"].metrics["pairs"]  # every read went there
+    assert ry["pin_after_write"].metrics["stale_reads"] == 0 and ry["pin_after_write"].metrics["reads_on_replica"] == 0
+    assert ry["using_default"].metrics["stale_reads"] == 0
+    reads = cases["reads"].variants
+    assert 0 < reads["split"].metrics["reads_on_replica"] < reads["replica"].metrics["reads_on_replica"]
+    assert reads["primary_only"].metrics["reads_on_replica"] == 0

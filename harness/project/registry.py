@@ -44,6 +44,7 @@ BUILTIN = {
     "aggregates": "scenarios.aggregates",
     "partitioning": "scenarios.partitioning",
     "graphql": "scenarios.graphql_resolvers",
+    "replicas": "scenarios.replicas",
 }
 ENTRY_POINT_GROUP = "perflab.scenarios"
 

@@ -24,6 +24,7 @@ ENV_VARS = {
     "redis": "REDIS_URL",
     "memcached": "MEMCACHED_URL",
     "pgbouncer": "PGBOUNCER_URL",
+    "replica": "REPLICA_URL",
 }
 
 INSTALL_HINTS = {
@@ -32,6 +33,8 @@ INSTALL_HINTS = {
                  "one (PGBOUNCER_URL, transaction mode)",
     "pgbouncer_local": "install pgbouncer (apt-get install pgbouncer / brew install pgbouncer): session mode "
                        "and the crowd over a connection limit need a PgBouncer the lab configures itself",
+    "replica": "the embedded stack starts a streaming replica itself (pg_basebackup from its PostgreSQL); "
+               "with --stack external give one: REPLICA_URL=postgresql://…",
     "rabbitmq": "install rabbitmq-server (apt-get install rabbitmq-server / brew install rabbitmq): the lab "
                 "starts its own broker on a free loopback port",
 }
@@ -164,6 +167,7 @@ def ensure_database(url: str) -> None:
 
 def _validate_url(var: str, value: str) -> str:
     schemes = {"DATABASE_URL": ("postgres", "postgresql"), "PGBOUNCER_URL": ("postgres", "postgresql"),
+               "REPLICA_URL": ("postgres", "postgresql"),
                "REDIS_URL": ("redis", "rediss"), "MEMCACHED_URL": ("memcached",)}[var]
     try:
         parts = urllib.parse.urlsplit(value)
@@ -210,12 +214,15 @@ def startable() -> frozenset[str]:
 
 
 def _info(stack: embedded.EmbeddedStack, warm: bool) -> StackInfo:
+    from harness.stack import replica
+
     return StackInfo(
         "embedded",
         {k: s.url for k, s in stack.services.items()},
         {k: s.version for k, s in stack.services.items()},
         warm=warm,
-        startable=startable(),
+        # a streaming replica of its own PostgreSQL, started by the scenario that wants one
+        startable=startable() | ({"replica"} if replica.available() else set()),
     )
 
 
