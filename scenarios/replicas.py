@@ -225,45 +225,61 @@ def cases(params) -> list[Case]:
     return [lag, ryow_case, reads_case]
 
 
-def setup(ctx: Context):
-    """The replica (started here on the embedded stack), its Django alias, the catalog."""
+def attach_replica(log_to: Path | None = None):
+    """A replica for this process: REPLICA_URL's, or (embedded stack) a streaming replica started
+    now; a Django alias "replica" for it, caught up with the primary. Returns the function that
+    detaches it (and stops a replica it started)."""
     from django.conf import settings
     from django.db import connections
 
     from harness.project.djangoenv import database_from_url
     from harness.stack import embedded
     from harness.stack.replica import Replica
-
-    common.seed_catalog_for(ctx)
-    if "replica" not in ctx.components:
-        return None
-    url = os.environ.get("REPLICA_URL")
-    replica = None
-    if not url:  # the embedded stack: a streaming replica of its PostgreSQL, for this run
-        replica = Replica(os.environ["DATABASE_URL"], embedded.runtime_dir() / f"replica-{os.getpid()}")
-        ctx.on_close(lambda: replica.stop(keep_log=ctx.artifacts_dir() / "replica.log"))
-        replica.start()
-        url = replica.url
-    settings.DATABASES["replica"] = {**database_from_url(url), "TEST": {"MIRROR": "default"}}
-    connections.configure_settings(settings.DATABASES)
-
-    @ctx.on_close
-    def forget() -> None:
-        connections["replica"].close()
-        settings.DATABASES.pop("replica", None)
-        try:
-            delattr(connections._connections, "replica")
-        except AttributeError:
-            pass
-    # the catalog and the orders the primary has, before the first read there
-    deadline = time.monotonic() + 30
     from labs.bookstore.models import Book
 
-    while Book.objects.using("replica").count() != Book.objects.using("default").count():
-        if time.monotonic() > deadline:
-            raise RuntimeError("the replica did not catch up with the primary within 30 s")
-        time.sleep(0.05)
-    return replica
+    url = os.environ.get("REPLICA_URL")
+    replica = None
+    if not url:  # the embedded stack: a streaming replica of its PostgreSQL
+        replica = Replica(os.environ["DATABASE_URL"], embedded.runtime_dir() / f"replica-{os.getpid()}")
+        try:
+            replica.start()
+        except BaseException:
+            replica.stop(keep_log=log_to)
+            raise
+        url = replica.url
+
+    def detach() -> None:
+        try:
+            if "replica" in settings.DATABASES:
+                connections["replica"].close()
+            settings.DATABASES.pop("replica", None)
+            try:
+                delattr(connections._connections, "replica")
+            except AttributeError:
+                pass
+        finally:
+            if replica is not None:
+                replica.stop(keep_log=log_to)
+
+    try:
+        settings.DATABASES["replica"] = {**database_from_url(url), "TEST": {"MIRROR": "default"}}
+        connections.configure_settings(settings.DATABASES)
+        deadline = time.monotonic() + 30  # the primary's rows there before the first read
+        while Book.objects.using("replica").count() != Book.objects.using("default").count():
+            if time.monotonic() > deadline:
+                raise RuntimeError("the replica did not catch up with the primary within 30 s")
+            time.sleep(0.05)
+    except BaseException:
+        detach()
+        raise
+    return detach
+
+
+def setup(ctx: Context) -> None:
+    """The catalog; the replica (started here on the embedded stack) and its Django alias."""
+    common.seed_catalog_for(ctx)
+    if "replica" in ctx.components:
+        ctx.on_close(attach_replica(ctx.artifacts_dir() / "replica.log"))
 
 
 def summarize(result) -> list[str]:

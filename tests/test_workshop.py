@@ -16,7 +16,7 @@ from harness.workshop import workspace
 pytestmark = pytest.mark.stack
 
 
-@pytest.mark.parametrize("number", [1, 3, 4, 5, 6, 7])
+@pytest.mark.parametrize("number", [1, 3, 4, 5, 6, 7, 8])
 def test_original_fails_and_solution_passes(stack, number):
     ex = ws.get(number)
     stem = ex.files[0].split("/")[-1].removesuffix(".py")

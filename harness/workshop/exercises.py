@@ -450,6 +450,46 @@ def check_tasks(module: str, stack) -> Verdict:
     return Verdict(passed, summary, details)
 
 
+# -- 8. read your own write ----------------------------------------------------------------------
+PAIRS = 40
+
+
+def check_replicas(module: str, stack) -> Verdict:
+    """The participant's router installed, a real streaming replica beside the stack's PostgreSQL
+    (scenarios.replicas); `save_and_show()` 40 times: every confirmation must show the order just
+    saved, and a read that follows no write must still go to the replica."""
+    import threading
+    import uuid
+
+    from scenarios.replicas import attach_replica, routed
+
+    if "replica" not in stack.components:
+        return Verdict(False, "this stack has no replica: use the embedded stack (labs stack up), or give "
+                              "REPLICA_URL with --stack external")
+    mod = _load(module)
+    detach = attach_replica()
+    try:
+        tag = f"ex8-{uuid.uuid4().hex[:8]}"
+        with routed(mod.ReplicaRouter()) as router:
+            shown = [mod.save_and_show(tag, 100 + i) for i in range(PAIRS)]
+            fresh: list[str] = []  # a thread that never wrote: where do its reads go?
+            t = threading.Thread(target=lambda: fresh.append(router.db_for_read(None)))
+            t.start()
+            t.join()
+    finally:
+        detach()
+    missed = sum(1 for i, total in enumerate(shown) if total != 100 + i)
+    details = []
+    if missed:
+        details.append(f"{missed} of {PAIRS} confirmations did not show the order just saved: the read went to "
+                       "the replica before it had replayed the write")
+    if fresh != ["replica"]:
+        details.append(f"a read that follows no write went to {fresh[0] if fresh else '?'!r}: keep those on the "
+                       "replica (otherwise it serves nothing)")
+    return Verdict(not details, f"{PAIRS - missed} of {PAIRS} confirmations showed the saved order; a read "
+                                f"without a write went to {fresh[0] if fresh else '?'!r}", details)
+
+
 EXERCISES = {e.number: e for e in (
     Exercise(1, "n_plus_one", "N+1 queries in a list endpoint", ("exercises/ex1_n_plus_one.py",),
              "≤ 4 queries for the whole page, the same output, ≥ 2× faster than the original",
@@ -493,10 +533,18 @@ EXERCISES = {e.number: e for e in (
               "Then it runs again — after its credit was already applied. Make credit() idempotent: insert the key "
               "into jobs_appliedkey (unique) in the same transaction.atomic() as the UPDATE, and skip on "
               "IntegrityError.")),
+    Exercise(8, "replicas", "Read your own write with a read replica", ("exercises/ex8_replicas.py",),
+             "every confirmation read right after its write shows it; reads that follow no write stay on the replica",
+             ("The router sends the read right after the write to the replica, which replays the write a few "
+              "milliseconds later.",
+              "Remember, per thread, that it just wrote: db_for_write() is called for every write — store "
+              "time.monotonic() + a few seconds in a threading.local().",
+              "db_for_read(): while that moment has not passed return \"default\", else \"replica\". "
+              "(Per request in a real project: a middleware, or a cookie for the next request.)")),
 )}
 
 CHECKS = {1: check_n_plus_one, 2: check_indexes, 3: check_caching, 4: check_gil, 5: check_pooling, 6: check_gunicorn,
-          7: check_tasks}
+          7: check_tasks, 8: check_replicas}
 EXERCISES = {n: replace(e, check=CHECKS[n]) for n, e in EXERCISES.items()}
 
 
