@@ -24,15 +24,17 @@ class Row:
 
 def components(stack: str) -> set[str]:
     """What a stack of this kind offers on this machine, without starting it."""
-    from harness.stack import embedded, startable
+    from harness.stack import embedded, replica, startable
 
     if stack == "embedded":
         have = {"postgres", "redis", *startable()}
         if embedded.memcached_binary() is not None:
             have.add("memcached")
+        if replica.available():
+            have.add("replica")
         return have
     env = (("postgres", "DATABASE_URL"), ("redis", "REDIS_URL"), ("memcached", "MEMCACHED_URL"),
-           ("pgbouncer", "PGBOUNCER_URL"))
+           ("pgbouncer", "PGBOUNCER_URL"), ("replica", "REPLICA_URL"))
     return {c for c, var in env if os.environ.get(var)}
 
 
