@@ -684,7 +684,7 @@ SCENARIO = Scenario(
         "quick": {"pools": ("solo", "prefork_2", "threads_8", "gevent_32"), "kinds": ("io", "cpu"), "tasks": 40,
                   "cpu_tasks": 16, "cpu_size": 400_000, "orm_size": 50, "upstream_ms": 20, "rounds": 3,
                   "payloads": (100, 100_000), "mix_tasks": 10, "long_every": 10, "long_ms": 1200, "short_ms": 2,
-                  "crash_tasks": 3, "hold_ms": 400, "crash_rounds": 2, "orders": 20, "commit_after_ms": 20, "db_poll_s": 1.0,
+                  "crash_tasks": 2, "hold_ms": 300, "crash_rounds": 2, "orders": 20, "commit_after_ms": 20, "db_poll_s": 1.0,
                   "items": 120, "chunk": 40, "flaky_tasks": 20, "fail_first": 3, "backoff_base_ms": 200,
                   "max_retries": 10},
         "full": {"pools": ("solo", "prefork_2", "threads_8", "gevent_32"), "kinds": ("io", "cpu", "orm"),
