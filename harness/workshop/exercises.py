@@ -280,12 +280,42 @@ def check_gil(module: str, stack) -> Verdict:
     if cores < 2:
         return Verdict(not failed, f"{speed:.2f}× — one core here: the speed-up cannot be checked, only the output",
                        failed, result)
-    target = max(1.1, 0.7 * ref)
-    summary = (f"{speed:.2f}× the original on {cores} cores; a process pool over the original's score() reached "
-               f"{ref:.2f}× in the same rounds (target ≥ {target:.2f}×: 70 % of it and > 1.1×, same results)")
+    # What tells a fix from none is where score() ran, counted: other processes doing the work. The
+    # speed is judged against what the cores deliver right now (a busy core caps any gain): an
+    # absolute floor failed a correct solution whenever the other core was busy.
+    workers = _working_children(lambda: yours.score_all(batches))
+    target = 0.7 * ref
+    summary = (f"{speed:.2f}× the original on {cores} cores, score() worked in {workers} other process(es); a "
+               f"process pool over the original's score() reached {ref:.2f}× in the same rounds (target: ≥ 2 "
+               f"processes, ≥ {target:.2f}× = 70 % of it, same results)")
+    details = list(failed)
+    if workers < 2:
+        details.append(f"score() ran in {workers} other process(es): threads share one interpreter and its GIL")
     if ref < 1.15:
-        summary += " — the cores are busy right now (even the reference barely gains): run the check again"
-    return Verdict(not failed and speed >= target, summary, failed, result)
+        summary += " — the cores are busy right now (even the reference barely gains)"
+    return Verdict(not details and speed >= target, summary, details, result)
+
+
+def _working_children(fn, min_cpu_s: float = 0.02) -> int:
+    """Child processes of this one that used at least `min_cpu_s` of CPU while `fn` ran (pool
+    workers doing the work; idle servers and helpers do not count)."""
+    import psutil
+
+    me = psutil.Process()
+
+    def cpu() -> dict[int, float]:
+        out = {}
+        for p in me.children(recursive=True):
+            try:
+                t = p.cpu_times()
+                out[p.pid] = t.user + t.system
+            except psutil.Error:
+                pass
+        return out
+    before = cpu()
+    fn()
+    after = cpu()
+    return sum(1 for pid, c in after.items() if c - before.get(pid, 0.0) >= min_cpu_s)
 
 
 # -- 5. pooling ---------------------------------------------------------------------------------
@@ -508,7 +538,8 @@ EXERCISES = {e.number: e for e in (
               "Use one key per book, e.g. f\"book-card:{pk}\".",
               "set_stock(): after the UPDATE, cache.delete(key) — otherwise readers keep the old stock (stale reads).")),
     Exercise(4, "gil", "CPU-bound work: threads → processes", ("exercises/ex4_gil.py",),
-             "the same results, faster than the thread pool on a multi-core machine",
+             "score() working in other processes, the same results, ≥ 70 % of the speed-up a process pool gets "
+             "on this machine right now",
              ("score() is pure Python: threads take turns holding the GIL, so they cannot run it in parallel.",
               "concurrent.futures.ProcessPoolExecutor has the same map() API as ThreadPoolExecutor.",
               "Starting processes costs: create the pool once (module level, lazily) and reuse it; "
