@@ -127,7 +127,9 @@ def test_open_loop_sees_the_queue_a_closed_loop_hides(seeded, tmp_path):
         assert closed["p99_ms"] < 200
         assert opened["p99_ms"] > 10 * closed["p99_ms"]  # hundreds of ms of queueing, invisible closed-loop
         service = latency.percentiles_ms(latency.decode(opened["service_hdr"]))["p99_ms"]
-        assert service < opened["p99_ms"]  # from the actual send, the wait before it is lost
+        # from the actual send the wait before it is lost: never longer than from the intended send, and
+        # equal when the generator sent on time (then the queue is in the server, and both see it)
+        assert service <= opened["p99_ms"]
     finally:
         gen.close()
 
