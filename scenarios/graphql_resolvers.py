@@ -89,7 +89,7 @@ def summarize(result) -> list[str]:
         if naive and naive.median_s and parts:
             out.append(f"Depth {d}, {case.params['first']} books: naive resolvers ran "
                        f"{_queries(naive)} in {naive.median_s * 1000:.1f} ms; "
-                       + ", ".join(parts) + " — the same JSON.")
+                       + ", ".join(parts) + (" — the same JSON" if case.passed(*case.variants) else "") + ".")
     return out
 
 

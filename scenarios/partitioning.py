@@ -6,10 +6,11 @@ rows — time, WAL written, and the space given back.
 """
 from __future__ import annotations
 
-import json
+import statistics
 import time
 from pathlib import Path
 
+from harness.measure import counters
 from harness.scenario import (
     Calibrated,
     Case,
@@ -21,6 +22,7 @@ from harness.scenario import (
     metric_check,
     same_result_as,
 )
+from scenarios.common import sql, sql_value
 
 PARTITIONS = 13
 """Twelve months of 2025 and the default partition."""
@@ -44,32 +46,10 @@ def _january(rows: int) -> str:
     return f"SELECT * FROM ({_columns('1', str(last), rows)}) AS s (id, sensor, taken_at, value) WHERE {JANUARY}"
 
 
-def _exec(sql: str, params=None) -> list[tuple]:
-    """Run SQL (no parameters: its `%` is the modulo operator, not a placeholder)."""
-    from django.db import connection
-
-    with connection.cursor() as cur:
-        cur.execute(sql, params or None)
-        return cur.fetchall() if cur.description else []
-
-
-def _scalar(sql: str, params=None):
-    return _exec(sql, params)[0][0]
-
-
-def _partitions_scanned(sql: str, params) -> int:
+def _partitions_scanned(query: str, params) -> int:
     """Distinct relations the plan reads (EXPLAIN, not executed)."""
-    plan = _scalar("EXPLAIN (FORMAT JSON) " + sql, params)
-    plan = json.loads(plan) if isinstance(plan, str) else plan
-    names: set[str] = set()
-
-    def walk(node):
-        if "Relation Name" in node:
-            names.add(node["Relation Name"])
-        for child in node.get("Plans", ()):
-            walk(child)
-    walk(plan[0]["Plan"])
-    return len(names)
+    plan = counters.plan_json(query, params)
+    return len({n["Relation Name"] for n in counters.plan_nodes(plan) if "Relation Name" in n})
 
 
 # -- pruning --------------------------------------------------------------------------------------------
@@ -91,33 +71,33 @@ LIST_QUERIES = {
 }
 
 
-def _query_variant(sql: str, param):
+def _query_variant(query: str, param):
     def make(ctx: Context):
         if ctx.counting:
-            ctx.metrics["partitions_scanned"] = _partitions_scanned(sql, [param])
-        return lambda: tuple(int(x or 0) for x in _exec(sql, [param])[0])
+            ctx.metrics["partitions_scanned"] = _partitions_scanned(query, [param])
+        return lambda: tuple(int(x or 0) for x in sql(query, [param])[0])
     return make
 
 
 # -- retention ------------------------------------------------------------------------------------------
 def _restore(rows: int) -> None:
     """January back in both tables: its partition attached and filled, its rows in the plain one."""
-    attached = _scalar("SELECT count(*) FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+    attached = sql_value("SELECT count(*) FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
                        "WHERE c.relname = %s", [OLDEST])
     if not attached:
-        _exec(f"DROP TABLE IF EXISTS {OLDEST}")
-        _exec(f"CREATE TABLE {OLDEST} (LIKE part_reading INCLUDING DEFAULTS)")
-        _exec(f"INSERT INTO {OLDEST} {_january(rows)}")
-        _exec(f"ALTER TABLE part_reading ATTACH PARTITION {OLDEST} FOR VALUES FROM ('2025-01-01') TO ('2025-02-01')")
-    if not _scalar(f"SELECT count(*) FROM flat_reading WHERE {JANUARY}"):
-        _exec(f"INSERT INTO flat_reading {_january(rows)}")
+        sql(f"DROP TABLE IF EXISTS {OLDEST}")
+        sql(f"CREATE TABLE {OLDEST} (LIKE part_reading INCLUDING DEFAULTS)")
+        sql(f"INSERT INTO {OLDEST} {_january(rows)}")
+        sql(f"ALTER TABLE part_reading ATTACH PARTITION {OLDEST} FOR VALUES FROM ('2025-01-01') TO ('2025-02-01')")
+    if not sql_value(f"SELECT count(*) FROM flat_reading WHERE {JANUARY}"):
+        sql(f"INSERT INTO flat_reading {_january(rows)}")
 
 
 def _heap(name: str) -> int:
     """Bytes of table data (main fork): the plain table's, or all partitions' together."""
     if name == "delete_rows":
-        return int(_scalar("SELECT pg_relation_size('flat_reading')"))
-    return int(_scalar("SELECT coalesce(sum(pg_relation_size(inhrelid)), 0) FROM pg_inherits "
+        return int(sql_value("SELECT pg_relation_size('flat_reading')"))
+    return int(sql_value("SELECT coalesce(sum(pg_relation_size(inhrelid)), 0) FROM pg_inherits "
                        "WHERE inhparent = 'part_reading'::regclass"))
 
 
@@ -127,34 +107,28 @@ def _retention_variant(name: str):
 
         def unit() -> float:
             _restore(rows)  # untimed: the month is back before each removal
-            size0 = _heap(name)
-            wal0 = _scalar("SELECT pg_current_wal_insert_lsn()")
+            table = "flat_reading" if name == "delete_rows" else OLDEST
+            removed = sql_value(f"SELECT count(*) FROM {table} WHERE {JANUARY}")
+            size0, wal0 = _heap(name), sql_value("SELECT pg_current_wal_insert_lsn()")
             t0 = time.perf_counter()
             if name == "delete_rows":
-                from django.db import connection
-
-                with connection.cursor() as cur:
-                    cur.execute(f"DELETE FROM flat_reading WHERE {JANUARY}")
-                    removed = cur.rowcount
+                sql(f"DELETE FROM flat_reading WHERE {JANUARY}")
             else:
-                removed = _scalar(f"SELECT count(*) FROM {OLDEST}")  # what the DROP removes (counted first)
-                t0 = time.perf_counter()
-                _exec(f"ALTER TABLE part_reading DETACH PARTITION {OLDEST}")
-                _exec(f"DROP TABLE {OLDEST}")
+                sql(f"ALTER TABLE part_reading DETACH PARTITION {OLDEST}")
+                sql(f"DROP TABLE {OLDEST}")
             elapsed = time.perf_counter() - t0
-            wal = _scalar("SELECT pg_wal_lsn_diff(pg_current_wal_insert_lsn(), %s)", [wal0])
-            size1 = _heap(name)
             m = ctx.metrics
             m["rows_removed"] = int(removed)
-            m.setdefault("_wal", []).append(int(wal))
-            m["space_released_kib"] = round((int(size0) - int(size1)) / 1024)
+            m.setdefault("_wal", []).append(int(sql_value("SELECT pg_wal_lsn_diff(pg_current_wal_insert_lsn(), %s)",
+                                                          [wal0])))
+            m["space_released_kib"] = round((size0 - _heap(name)) / 1024)
             return elapsed
 
         @ctx.on_close
         def close() -> None:
             wal = ctx.metrics.pop("_wal", [])
             if wal:
-                ctx.metrics["wal_kib"] = round(sorted(wal)[len(wal) // 2] / 1024)
+                ctx.metrics["wal_kib"] = round(statistics.median(wal) / 1024)
             _restore(rows)
         return unit
     return make
@@ -162,8 +136,8 @@ def _retention_variant(name: str):
 
 def cases(params) -> list[Case]:
     sensor = 7
-    prune = tuple(Variant(n, _query_variant(sql, sensor), description=d) for n, (sql, d) in QUERIES.items())
-    listed = tuple(Variant(n, _query_variant(sql, "eu"), description=d) for n, (sql, d) in LIST_QUERIES.items())
+    prune = tuple(Variant(n, _query_variant(q, sensor), description=d) for n, (q, d) in QUERIES.items())
+    listed = tuple(Variant(n, _query_variant(q, "eu"), description=d) for n, (q, d) in LIST_QUERIES.items())
     retention = (Variant("delete_rows", _retention_variant("delete_rows"),
                          description="DELETE FROM flat_reading WHERE taken_at < '2025-02-01'"),
                  Variant("drop_partition", _retention_variant("drop_partition"),
@@ -195,16 +169,16 @@ def cases(params) -> list[Case]:
 def setup(ctx: Context) -> None:
     rows = ctx.params["rows"]
     _restore(rows)
-    have = _scalar("SELECT count(*) FROM part_reading") == rows == _scalar("SELECT count(*) FROM flat_reading")
-    if not have or _scalar("SELECT count(*) FROM part_event") != rows // 10:
-        _exec("TRUNCATE part_reading, flat_reading, part_event")
-        _exec(f"INSERT INTO part_reading {_columns('1', str(rows), rows)}")
-        _exec(f"INSERT INTO flat_reading {_columns('1', str(rows), rows)}")
-        _exec(f"INSERT INTO part_event SELECT g, (ARRAY['eu', 'us', 'asia'])[1 + g % 3], (g * 31) % 500 "
+    have = sql_value("SELECT count(*) FROM part_reading") == rows == sql_value("SELECT count(*) FROM flat_reading")
+    if not have or sql_value("SELECT count(*) FROM part_event") != rows // 10:
+        sql("TRUNCATE part_reading, flat_reading, part_event")
+        sql(f"INSERT INTO part_reading {_columns('1', str(rows), rows)}")
+        sql(f"INSERT INTO flat_reading {_columns('1', str(rows), rows)}")
+        sql(f"INSERT INTO part_event SELECT g, (ARRAY['eu', 'us', 'asia'])[1 + g % 3], (g * 31) % 500 "
               f"FROM generate_series(1, {rows // 10}) AS g")
-    _exec("VACUUM ANALYZE flat_reading")
-    _exec("ANALYZE part_reading")
-    _exec("ANALYZE part_event")
+    sql("VACUUM ANALYZE flat_reading")
+    sql("ANALYZE part_reading")
+    sql("ANALYZE part_event")
 
 
 def summarize(result) -> list[str]:

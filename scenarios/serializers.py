@@ -9,6 +9,7 @@ author, tag names and review count. Flat: the book's own columns.
 """
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 
@@ -30,6 +31,7 @@ def render(data) -> bytes:
 
 
 # -- DRF serializers ----------------------------------------------------------------------------------
+@functools.cache
 def _serializers():
     """DRF classes, built on first use (DRF needs Django configured)."""
     from rest_framework import serializers
@@ -96,13 +98,8 @@ def _serializers():
             "flat": FlatModelSerializer}
 
 
-_CLASSES: dict = {}
-
-
 def serializer(kind: str):
-    if not _CLASSES:
-        _CLASSES.update(_serializers())
-    return _CLASSES[kind]
+    return _serializers()[kind]
 
 
 def _page(n: int):
@@ -267,7 +264,8 @@ def summarize(result) -> list[str]:
             out.append(f"DRF's N+1: a nested ModelSerializer with a SerializerMethodField ran "
                        f"{naive.counters['queries']:g} queries for {n} books; over select_related + prefetch_related "
                        f"+ annotate(Count) the same serializer ran {model.counters.get('queries', 0):g} and was "
-                       f"{1 / model.ratio:.1f}× faster — the same bytes.")
+                       f"{1 / model.ratio:.1f}× faster" + (" — the same bytes" if nested.passed("drf_model") else "")
+                       + ".")
         built = {name: v for name, v in nested.variants.items() if name != "drf_naive" and v.median_s}
         if model and model.median_s and len(built) > 1:
             parts = ", ".join(f"{name} {v.median_s * 1000:.2f} ms" for name, v in
@@ -285,7 +283,8 @@ def summarize(result) -> list[str]:
         drf = rend.variants.get("drf_renderer")
         if drf and drf.ratio:
             line += f"; DRF's JSONRenderer took {drf.ratio:.2f}× json.dumps's time"
-        out.append(line + " (the same bytes).")
+        same = rend.passed(*(n for n in rend.variants if n != "json"))
+        out.append(line + (" (the same bytes)" if same else "") + ".")
     return out
 
 

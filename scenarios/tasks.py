@@ -353,10 +353,10 @@ TX_DB_WORKER = WorkerConfig("tx_db", "db_worker")
 
 
 def _tx_variant(mode: str):
-
     def make(ctx: Context):
         from django.db import transaction
 
+        from labs.jobs.db_tasks import read_order
         from labs.jobs.models import Order
 
         rig: TaskRig = ctx.shared
@@ -374,8 +374,6 @@ def _tx_variant(mode: str):
                 with transaction.atomic():
                     order = Order.objects.create(batch=tag, total_cents=100 + key)
                     if mode == "django_db":  # a row in the tasks table, written in this transaction
-                        from labs.jobs.db_tasks import read_order
-
                         read_order.enqueue(tag, key, time.time(), order.pk)
                     elif mode == "on_commit":
                         transaction.on_commit(lambda k=key, o=order.pk: send(app, worker.queue, "jobs.read_order",

@@ -91,7 +91,6 @@ class Worker:
         parent-death signal fires when the thread that started it ends)."""
         c = self.config
         if c.pool == "db_worker":  # Django's tasks framework: one process, one task at a time
-            self.env = {**self.env, "PYTHONUNBUFFERED": "1"}  # its "Starting worker" line is our ready sign
             self._launch([sys.executable, "-m", "django", "db_worker", "--no-reload", "--no-startup-delay",
                           "--interval", f"{c.poll_s:g}", "--worker-id", c.name])
             return
@@ -108,12 +107,14 @@ class Worker:
         self.proc = procs.start(argv, self.log_path, env=self.env, death_signal=signal.SIGTERM)
 
     def wait_ready(self, timeout_s: float = 60.0) -> None:
+        what, sign = (("db_worker", b"Starting worker") if self.config.pool == "db_worker"
+                      else ("celery worker", b" ready."))
+
         def ready() -> bool:
             with open(self.log_path, "rb") as fh:
                 fh.seek(self._log_start)
-                return (b"Starting worker" if self.config.pool == "db_worker" else b" ready.") in fh.read()
-        procs.wait_ready(f"{'db_worker' if self.config.pool == 'db_worker' else 'celery worker'} {self.config.name}",
-                         ready, self.proc, self.log_path, timeout_s=timeout_s)
+                return sign in fh.read()
+        procs.wait_ready(f"{what} {self.config.name}", ready, self.proc, self.log_path, timeout_s=timeout_s)
         self.boot_s = time.perf_counter() - self._t0
 
     def alive(self) -> bool:
@@ -127,14 +128,7 @@ class Worker:
             return []
 
     def cpu_s(self) -> float:
-        total = 0.0
-        for p in self.family():
-            try:
-                t = p.cpu_times()
-                total += t.user + t.system
-            except psutil.NoSuchProcess:
-                pass
-        return total
+        return sum(procs.cpu_seconds(self.family()).values())
 
     def uss_mib(self) -> float:
         total = 0
@@ -224,6 +218,8 @@ class TaskRig:
             env["LABS_CELERY_BACKEND"] = self.redis_db(REDIS_RESULTS_DB)
         if config.visibility_s is not None:
             env["LABS_CELERY_VISIBILITY"] = str(config.visibility_s)
+        if config.pool == "db_worker":
+            env["PYTHONUNBUFFERED"] = "1"  # its "Starting worker" line, our ready sign, reaches the log at once
         return Worker(config, self.artifacts / f"celery-{config.name}.log", env)
 
     @contextlib.contextmanager

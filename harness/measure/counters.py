@@ -118,20 +118,17 @@ def normalize_sql(sql: str) -> str:
     return re.sub(r"\s+", " ", sql).strip()
 
 
+def plan_nodes(root: dict) -> Iterator[dict]:
+    """Every node of a JSON plan tree, depth first."""
+    yield root
+    for child in root.get("Plans", ()):
+        yield from plan_nodes(child)
+
+
 def walk_plan(root: dict) -> tuple[list[str], list[str]]:
     """(node types, index names) of a JSON plan tree, depth first."""
-    nodes: list[str] = []
-    indexes: list[str] = []
-
-    def walk(node: dict) -> None:
-        nodes.append(node["Node Type"])
-        if node.get("Index Name"):
-            indexes.append(node["Index Name"])
-        for child in node.get("Plans", ()):
-            walk(child)
-
-    walk(root)
-    return nodes, indexes
+    nodes = list(plan_nodes(root))
+    return [n["Node Type"] for n in nodes], [n["Index Name"] for n in nodes if n.get("Index Name")]
 
 
 def plan_json(sql: str, params: Any, analyze: bool = False, using: str = "default") -> dict:

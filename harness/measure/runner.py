@@ -152,10 +152,9 @@ def run_scenario(
             raise StackError(f"scenario {scenario.name} needs {', '.join(missing)}, "
                              f"which the {stack.kind} stack does not have", hint=hints)
         t0 = time.perf_counter()
-        cases = [c for c in scenario.cases(params)
+        cases = [c if chosen is None else c.without(chosen) for c in scenario.cases(params)
                  if chosen is None or chosen & {v.name for v in c.variants}]
-        run_ctx.planned = frozenset(v.name for c in cases
-                                    for v in (c.without(chosen) if chosen is not None else c).variants)
+        run_ctx.planned = frozenset(v.name for c in cases for v in c.variants)
         shared = None
         if scenario.setup is not None:
             progress(ProgressEvent(scenario.name, "seed"))
@@ -166,7 +165,6 @@ def run_scenario(
         for index, case in enumerate(cases):
             interrupts.check()
             assert_stack_alive(stack)
-            case = case.without(chosen) if chosen is not None else case
             role = Role(process, (loops or {}).get(case.name), _order_seed(opts.seed, index, process))
             result = _run_case(scenario.name, case, index, len(cases), opts, components, budget,
                                progress, clock, Path(opts.results_dir) / run_id, shared, role)

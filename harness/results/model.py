@@ -92,6 +92,11 @@ class CaseResult:
     order: dict[str, Any] = field(default_factory=dict)
     """How variants were ordered within rounds: {"design": "williams", "seed": N}."""
 
+    def passed(self, *variants: str) -> bool:
+        """Every check of these variants held (a skipped one does not count against them): what a
+        lesson may claim of them ("the same bytes") only then."""
+        return all(c.ok or c.skipped for c in self.checks if c.variant in variants)
+
 
 @dataclass(frozen=True)
 class Result:

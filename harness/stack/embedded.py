@@ -254,23 +254,10 @@ class EmbeddedStack:
                      f"unix_socket_directories = '{sock}'\n")
         procs.chown_tree(data, user)
         version = _version([str(bindir / "postgres"), "--version"])
-        for _attempt in range(3):
-            port = procs.free_port()
-            proc = procs.start(
-                [str(bindir / "postgres"), "-D", str(data), "-p", str(port)], log,
-                user=user, detached=self.detached, death_signal=signal.SIGQUIT, cwd=self.base,
-            )
-            try:
-                procs.wait_ready("PostgreSQL", lambda: _pg_ready(port), proc, log)
-            except StackError:
-                procs.stop_child(proc, signal.SIGQUIT)
-                if "already in use" in log.read_text(errors="replace"):
-                    continue  # someone took the port between our probe and the bind: try another
-                raise
-            _create_database(port)
-            return self._keep(Service("postgres", f"postgresql://postgres@127.0.0.1:{port}/{DATABASE}", port,
-                                      proc.pid, version, signal.SIGINT, str(log)), proc)
-        raise StackError("PostgreSQL could not bind a free port after 3 tries")
+        proc, port = launch_postmaster(bindir, data, log, user, cwd=self.base, detached=self.detached)
+        _create_database(port)
+        return self._keep(Service("postgres", f"postgresql://postgres@127.0.0.1:{port}/{DATABASE}", port,
+                                  proc.pid, version, signal.SIGINT, str(log)), proc)
 
     # -- Valkey ------------------------------------------------------------------------------
     def _start_valkey(self) -> Service:
@@ -331,6 +318,24 @@ class EmbeddedStack:
     def from_json(cls, data: dict) -> EmbeddedStack:
         return cls(Path(data["base"]), detached=True,
                    services={k: Service.from_json(v) for k, v in data["services"].items()})
+
+
+def launch_postmaster(bindir: Path, data: Path, log: Path, user: ServiceUser | None, cwd: Path,
+                      detached: bool = False, what: str = "PostgreSQL") -> tuple[subprocess.Popen, int]:
+    """A postmaster on `data`, on a free loopback port, ready to accept connections: (process, port)."""
+    for _attempt in range(3):
+        port = procs.free_port()
+        proc = procs.start([str(bindir / "postgres"), "-D", str(data), "-p", str(port)], log,
+                           user=user, detached=detached, death_signal=signal.SIGQUIT, cwd=cwd)
+        try:
+            procs.wait_ready(what, lambda: _pg_ready(port), proc, log)
+        except StackError:
+            procs.stop_child(proc, signal.SIGQUIT)
+            if "already in use" in log.read_text(errors="replace"):
+                continue  # someone took the port between our probe and the bind: try another
+            raise
+        return proc, port
+    raise StackError(f"{what} could not bind a free port after 3 tries")
 
 
 def _pg_ready(port: int) -> bool:

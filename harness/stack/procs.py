@@ -193,23 +193,11 @@ def stop_pid(pid: int, sig: int = signal.SIGTERM, timeout_s: float = 10.0, expec
     been reused by an unrelated process since; that one is left alone.
     """
     try:
-        proc = psutil.Process(pid)
-        if expect is not None and expect not in " ".join(proc.cmdline()):
+        if expect is not None and expect not in " ".join(psutil.Process(pid).cmdline()):
             return
-        family = [proc, *proc.children(recursive=True)]
     except (psutil.NoSuchProcess, psutil.AccessDenied):
         return
-    try:
-        proc.send_signal(sig)
-    except psutil.NoSuchProcess:
-        return
-    _, alive = psutil.wait_procs(family, timeout=timeout_s)
-    for p in alive:
-        try:
-            p.kill()
-        except psutil.NoSuchProcess:
-            pass
-    psutil.wait_procs(alive, timeout=5)
+    _stop_families([pid], sig, timeout_s)
 
 
 def stop_child(proc: subprocess.Popen, sig: int = signal.SIGTERM) -> None:
@@ -218,12 +206,21 @@ def stop_child(proc: subprocess.Popen, sig: int = signal.SIGTERM) -> None:
 
 
 def stop_children(children: list[subprocess.Popen], sig: int = signal.SIGTERM, timeout_s: float = 10.0) -> None:
-    """Stop processes we started, all at once: signal every one, wait for them and their children
-    together (their shutdowns overlap), SIGKILL what lingers, reap them."""
-    families: list[psutil.Process] = []
+    """Stop processes we started, all at once (their shutdowns overlap), then reap them."""
+    _stop_families([proc.pid for proc in children], sig, timeout_s)
     for proc in children:
         try:
-            main = psutil.Process(proc.pid)
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            pass
+
+
+def _stop_families(pids: list[int], sig: int, timeout_s: float) -> None:
+    """Signal each process, wait for it and its children together, SIGKILL what lingers."""
+    families: list[psutil.Process] = []
+    for pid in pids:
+        try:
+            main = psutil.Process(pid)
             family = [main, *main.children(recursive=True)]
             main.send_signal(sig)
         except (psutil.NoSuchProcess, psutil.AccessDenied):
@@ -236,11 +233,18 @@ def stop_children(children: list[subprocess.Popen], sig: int = signal.SIGTERM, t
         except psutil.NoSuchProcess:
             pass
     psutil.wait_procs(alive, timeout=5)
-    for proc in children:
+
+
+def cpu_seconds(processes) -> dict[int, float]:
+    """User + system CPU seconds of each process still there, by pid."""
+    out = {}
+    for p in processes:
         try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
+            t = p.cpu_times()
+            out[p.pid] = t.user + t.system
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
             pass
+    return out
 
 
 def pid_alive(pid: int) -> bool:

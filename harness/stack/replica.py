@@ -27,6 +27,9 @@ def available() -> bool:
 class Replica:
     primary_url: str
     workdir: Path
+    apply_delay_ms: int = 0
+    """recovery_min_apply_delay: apply each commit this much later (a replica across a network or
+    under load; 0 = as soon as it arrives)."""
     port: int = 0
     proc: object = field(default=None, repr=False)
 
@@ -35,7 +38,7 @@ class Replica:
         dbname = urllib.parse.urlsplit(self.primary_url).path.lstrip("/") or "postgres"
         return f"postgresql://postgres@127.0.0.1:{self.port}/{dbname}"
 
-    def start(self, timeout_s: float = 60.0) -> None:
+    def start(self) -> None:
         user = procs.service_user()
         bindir = embedded.pg_bindir(user)
         primary = urllib.parse.urlsplit(self.primary_url)
@@ -56,22 +59,10 @@ class Replica:
         sock.mkdir()
         procs.chown_tree(self.workdir, user)
         with open(data / "postgresql.auto.conf", "a") as fh:
-            fh.write(f"\nunix_socket_directories = '{sock}'\nhot_standby = on\n")
-        for _attempt in range(3):
-            self.port = procs.free_port()
-            self.proc = procs.start([str(bindir / "postgres"), "-D", str(data), "-p", str(self.port)], log,
-                                    user=user, death_signal=signal.SIGQUIT, cwd=self.workdir)
-            try:
-                procs.wait_ready("PostgreSQL replica", lambda: embedded._pg_ready(self.port), self.proc, log,
-                                 timeout_s=timeout_s)
-                return
-            except StackError:
-                procs.stop_child(self.proc, signal.SIGQUIT)
-                self.proc = None
-                if "already in use" in log.read_text(errors="replace"):
-                    continue
-                raise
-        raise StackError("the PostgreSQL replica could not bind a free port after 3 tries")
+            fh.write(f"\nunix_socket_directories = '{sock}'\nhot_standby = on\n"
+                     f"recovery_min_apply_delay = '{self.apply_delay_ms}ms'\n")
+        self.proc, self.port = embedded.launch_postmaster(bindir, data, log, user, cwd=self.workdir,
+                                                          what="PostgreSQL replica")
 
     def stop(self, keep_log: Path | None = None) -> None:
         """Fast shutdown; its log copied to `keep_log`; its files removed."""

@@ -2,9 +2,9 @@
 
 `ReplicaRouter` (installed as the project's database router) sends every read to the replica and
 every write to the primary. `save_and_show()` is what a view does after a form: it saves an order,
-then reads it back to show the confirmation. The replica replays the primary's writes a few
-milliseconds later — so that read, sent to the replica, usually does not find the order the user
-just saved.
+then reads it back to show the confirmation. The replica applies the primary's writes a little
+later (the check's replica: 50 ms, as one across a network or under load) — so that read, sent to
+the replica, does not find the order the user just saved.
 
 Fix the router: after a thread writes, its reads go to the primary for a few seconds; reads that
 do not follow a write stay on the replica (that is what the replica is for). Keep save_and_show()
