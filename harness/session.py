@@ -70,6 +70,8 @@ class LabSession:
     """Receives the runner's progress events (the CLI draws bars)."""
     notify: Callable[[str], None] = _silent
     """Receives one-line notes worth telling the user (a partial result saved...)."""
+    claim_database: bool = False
+    """--i-own-this-database: an empty external database may be taken over (harness.stack.ownership)."""
     info: StackInfo | None = None
     stack_s: float = 0.0
     _exit: contextlib.ExitStack | None = None
@@ -80,7 +82,7 @@ class LabSession:
         self._exit = contextlib.ExitStack()
         t0 = time.perf_counter()
         try:
-            self.info = self._exit.enter_context(provider(self.stack).open())
+            self.info = self._exit.enter_context(provider(self.stack).open(claim_empty=self.claim_database))
             interrupts.check()
         except BaseException:
             self._exit.close()

@@ -86,6 +86,11 @@ if os.environ.get("MEMCACHED_URL"):
     _mc = urllib.parse.urlsplit(os.environ["MEMCACHED_URL"])
     CACHES["memcached"] = {"BACKEND": "django.core.cache.backends.memcached.PyMemcacheCache",
                            "LOCATION": f"{_mc.hostname}:{_mc.port or 11211}", "KEY_PREFIX": "labs"}
+    if _mc.username:
+        # the lab's own memcached runs with ASCII auth (`-Y`): the same backend, logging in on connect
+        CACHES["memcached"]["BACKEND"] = "harness.stack.memcache_auth.PyMemcacheAuthCache"
+        CACHES["memcached"]["OPTIONS"] = {"username": urllib.parse.unquote(_mc.username),
+                                          "password": urllib.parse.unquote(_mc.password or "")}
 
 LOGGING = {"version": 1, "disable_existing_loggers": False,
            "handlers": {"null": {"class": "logging.NullHandler"},

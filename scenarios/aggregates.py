@@ -35,7 +35,7 @@ COUNTERS = {"counter_app": "agg_counter_app", "counter_trigger": "agg_counter_tr
 """Counter tables: kept by the application's UPDATE, or by a trigger on agg_review."""
 
 SCHEMA = f"""
-DROP TABLE IF EXISTS agg_review CASCADE;
+DROP TABLE IF EXISTS agg_review;
 DROP TABLE IF EXISTS agg_counter_app, agg_counter_trigger;
 CREATE TABLE agg_review AS
     SELECT r.id, r.book_id, b.publisher_id, r.rating FROM bookstore_review r JOIN bookstore_book b ON b.id = r.book_id;
@@ -209,8 +209,10 @@ def cases(params) -> list[Case]:
 
 def setup(ctx: Context) -> dict[str, int]:
     common.seed_catalog_for(ctx)
-    for statement in ("DROP FUNCTION IF EXISTS agg_count_review() CASCADE", f"DROP MATERIALIZED VIEW IF EXISTS {MV}",
-                      SCHEMA, "ANALYZE agg_review"):
+    # by exact name, in dependency order, never CASCADE (it would also drop whatever else depends on them):
+    # the view reads the table, the table's trigger calls the function
+    for statement in (f"DROP MATERIALIZED VIEW IF EXISTS {MV}", "DROP TABLE IF EXISTS agg_review",
+                      "DROP FUNCTION IF EXISTS agg_count_review()", SCHEMA, "ANALYZE agg_review"):
         common.sql(statement)
     return {}  # reviews written per variant
 

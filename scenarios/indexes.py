@@ -181,9 +181,8 @@ def seed_listings(rows: int) -> bool:
     if SeedState.objects.filter(key="listing", fingerprint=fingerprint).exists():
         return False
     with transaction.atomic(), connection.cursor() as cur:
-        cur.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename LIKE 'ix\\_%%'")
-        for (table,) in cur.fetchall():
-            cur.execute(f'DROP TABLE "{table}"')
+        for table in lab_tables():  # by exact name: never a pattern that could match someone's table
+            cur.execute(f'DROP TABLE IF EXISTS "{table}"')
         cur.execute("TRUNCATE bookstore_listing RESTART IDENTITY")
         cur.execute(
             """
@@ -214,6 +213,12 @@ def seed_listings(rows: int) -> bool:
     with connection.cursor() as cur:
         cur.execute("VACUUM ANALYZE bookstore_listing")
     return True
+
+
+def lab_tables() -> list[str]:
+    """Every table this scenario creates: the base copy, one per (query class, index variant), the
+    booking table of the exclusion demo."""
+    return ["ix_base", "ix_booking", *(f"ix_{case}_{name}" for case, qc in QUERIES.items() for name in qc.variants)]
 
 
 def model_for(table: str):

@@ -38,7 +38,7 @@ from harness.scenario import (
     metric_check,
     same_result_as,
 )
-from harness.stack import embedded
+from harness.stack import embedded, urls
 from harness.stack.pgbouncer import PgBouncer
 
 ROLES = ("lab_no_pool", "lab_persistent", "lab_django_pool", "lab_pgb_tx", "lab_pgb_session", "lab_limited")
@@ -119,13 +119,9 @@ class Pools:
             self.bouncers.clear()
 
 
-def _base_url() -> urllib.parse.SplitResult:
-    return urllib.parse.urlsplit(os.environ["DATABASE_URL"])
-
-
 def _direct_url(role: str) -> str:
-    u = _base_url()
-    return f"postgresql://{role}@{u.hostname}:{u.port or 5432}{u.path}"
+    """The stack's server and database as one of the lab's roles (its derived password)."""
+    return urls.as_role(os.environ["DATABASE_URL"], role)
 
 
 def _bouncer(ctx: Context, mode: str) -> PgBouncer:
@@ -432,9 +428,7 @@ def setup(ctx: Context) -> Pools:
     seed_techempower(ctx.seed)
     with connection.cursor() as cur:
         for role in ROLES:
-            cur.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [role])
-            if cur.fetchone() is None:
-                cur.execute(f"CREATE ROLE {role} LOGIN")
+            urls.ensure_login_role(cur, os.environ["DATABASE_URL"], role)
             cur.execute(f"GRANT SELECT ON ALL TABLES IN SCHEMA public TO {role}")
         cur.execute(f"ALTER ROLE {LIMITED} CONNECTION LIMIT %s" % int(ctx.params["limit"]))
     provided = os.environ.get("PGBOUNCER_URL") if "pgbouncer" in ctx.components else None

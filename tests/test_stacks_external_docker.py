@@ -14,6 +14,7 @@ import yaml
 
 from harness.errors import StackError
 from harness.stack import docker, embedded, redact
+from harness.stack.urls import with_database
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE = ROOT / "harness" / "infra" / "docker-compose.yml"
@@ -130,10 +131,11 @@ def second_stack(runtime_dir):
     ("caching", ["ops=60", "keys=20", "ops_per_sample=20", "readers=4", "recompute_work=100000", "catalog=30"]),
 ])
 def test_external_stack_runs_the_scenarios(second_stack, tmp_path, scenario, params):
-    pg = second_stack.services["postgres"]
-    # a database that does not exist yet (the lab creates its own) and a password (must not leak)
+    # a database that does not exist yet (the lab creates and marks its own) and the server's
+    # password, which must not leak into anything stored or printed
+    secret = second_stack.secret
     env = {**os.environ,
-           "DATABASE_URL": f"postgresql://postgres:s3cret-pw@127.0.0.1:{pg.port}/lab_external",
+           "DATABASE_URL": with_database(second_stack.services["postgres"].url, "lab_external"),
            "REDIS_URL": second_stack.services["redis"].url}
     if "memcached" in second_stack.services:
         env["MEMCACHED_URL"] = second_stack.services["memcached"].url
@@ -145,7 +147,7 @@ def test_external_stack_runs_the_scenarios(second_stack, tmp_path, scenario, par
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     (result_file,) = tmp_path.glob("*.json")
     text = result_file.read_text()
-    assert "s3cret-pw" not in text and "s3cret-pw" not in done.stdout + done.stderr
+    assert secret not in text and secret not in done.stdout + done.stderr
     data = json.loads(text)
     assert data["ok"] and data["env"]["stack"]["kind"] == "external"
     expected = {"postgres", "redis"} | ({"memcached"} if "memcached" in second_stack.services else set())

@@ -7,6 +7,7 @@ from typing import Annotated, Optional
 import typer
 
 from harness.commands.console import err, note, out, run_progress, warn
+from harness.commands.options import OwnDatabase, StackOpt
 from harness.errors import EXIT_CHECK_FAILED, EXIT_OK, Interrupted, UsageError, unknown
 from harness.results import store
 
@@ -149,7 +150,8 @@ def ci_cmd(
     baseline: Annotated[str, typer.Option(help="Baseline to compare with (results/baselines/NAME).")] = "main",
     scenarios: Annotated[Optional[list[str]], typer.Option("--scenario", help="Limit to these scenarios.")] = None,
     threshold: Thresholds = None,
-    stack: Annotated[str, typer.Option(help="embedded or external.")] = "embedded",
+    stack: StackOpt = "embedded",
+    own_database: OwnDatabase = False,
     results_dir: Annotated[Path, typer.Option(help="Where result files go.")] = Path("results"),
     out_dir: Annotated[Path, typer.Option(help="Summary and charts for the CI job's artifacts.")] = Path("ci-out"),
     confirm: Annotated[int, typer.Option(help="Re-run a scenario whose timings regressed this many times; "
@@ -175,7 +177,7 @@ def ci_cmd(
         note(f"timing regression in {', '.join(suspects)}: re-running to confirm ({attempt}/{total})")
     try:
         with run_progress() as show, LabSession(stack=stack, project=project, results_dir=results_dir,
-                                                progress=show, notify=note) as session:
+                                                progress=show, notify=note, claim_database=own_database) as session:
             result = gate(session, chosen, opts, baseline, limits, confirm, out_dir, suite, on_confirm=confirming)
     except KeyboardInterrupt:
         raise Interrupted("every service it started was stopped; partial results are saved marked "

@@ -14,10 +14,9 @@ from harness.errors import EXIT_CHECK_FAILED, EXIT_OK, Interrupted, LabsError, u
 from harness.project import registry
 from harness.results import store
 
-ResultsDir = Annotated[Path, typer.Option(help="Where result files are.")]
+from harness.commands.options import OwnDatabase, ResultsDir, StackOpt  # noqa: E402
+
 RunRef = Annotated[str, typer.Argument(metavar="RUN_ID|latest|previous|FILE", help="Which run.")]
-StackOpt = Annotated[str, typer.Option(help="embedded (default: starts its own servers), external "
-                                            "(DATABASE_URL, REDIS_URL...) or docker (docker compose).")]
 Processes = Annotated[Optional[int], typer.Option(
     help="Fresh worker processes to spread the rounds over (default: 1 for quick, 5 for full); more "
          "processes make intervals hold between runs.", min=1, max=64)]
@@ -61,6 +60,7 @@ def run_cmd(
         help="Measure your own Django project: its settings module (default: django_settings in labs.toml).")] = None,
     processes: Processes = None,
     no_gc: NoGc = False,
+    own_database: OwnDatabase = False,
 ) -> None:
     """Run scenarios: verify every variant, time them in interleaved rounds, save and show the result."""
     from harness.project.registry import Project
@@ -73,7 +73,7 @@ def run_cmd(
         warn(problem)
     try:
         with run_progress() as show, LabSession(stack=stack, project=project, results_dir=results_dir, seed=seed,
-                                                progress=show, notify=note) as session:
+                                                progress=show, notify=note, claim_database=own_database) as session:
             runs = session.run(chosen, opts)
     except KeyboardInterrupt:
         raise Interrupted("every service this run started was stopped; the partial result is saved marked "

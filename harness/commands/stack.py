@@ -8,6 +8,7 @@ import typer
 from rich.table import Table
 
 from harness.commands.console import err, out
+from harness.commands.options import OwnDatabase
 from harness.errors import EXIT_STACK, LabsError, unknown
 
 StackOpt = Annotated[str, typer.Option("--stack", help="embedded (default) or docker (docker compose).")]
@@ -30,12 +31,32 @@ def _print_urls(title: str, urls: dict[str, str]) -> None:
 
 
 def _print_stack(stack, label: str, seconds: float | None = None) -> None:
+    from harness.stack import redact
+
     table = Table(title=f"{label}" + (f" in {seconds:.1f} s" if seconds else ""), title_justify="left")
     for col in ("service", "version", "url", "pid", "healthy"):
         table.add_column(col)
     for s in stack.services.values():
-        table.add_row(s.name, s.version, s.url, str(s.pid), "[green]yes[/green]" if s.healthy() else "[red]no[/red]")
+        table.add_row(s.name, s.version, redact(s.url), str(s.pid), "[green]yes[/green]" if s.healthy() else "[red]no[/red]")
     out.print(table)
+    out.print("[dim]passwords hidden; `labs stack env` prints the URLs to connect with (your account only)[/dim]")
+
+
+def stack_env() -> None:
+    """Print the warm stack's URLs, passwords included, as shell exports: eval "$(labs stack env)".
+
+    The servers take only their own password (another local account cannot connect); the state
+    file holding it is readable by you alone."""
+    import shlex
+
+    from harness.stack import ENV_VARS, embedded
+
+    warm = embedded.read_state()
+    if warm is None:
+        raise LabsError("no warm stack is running", hint="start one: labs stack up")
+    for name, s in warm.services.items():
+        if name in ENV_VARS:
+            print(f"export {ENV_VARS[name]}={shlex.quote(s.url)}")
 
 
 def stack_up(stack: StackOpt = "embedded") -> None:
@@ -113,6 +134,7 @@ def serve(
     host: Annotated[str, typer.Option(help="Address to bind (loopback unless --allow-remote).")] = "127.0.0.1",
     allow_remote: Annotated[bool, typer.Option("--allow-remote", help="Allow a non-loopback bind (you asked for it).")] = False,
     stack: Annotated[str, typer.Option(help="embedded or external.")] = "embedded",
+    own_database: OwnDatabase = False,
 ) -> None:
     """Run the lab app with django-silk and the debug toolbar, to click through its endpoints.
 
@@ -127,7 +149,7 @@ def serve(
                   f"· log {log}  · Ctrl-C to stop")
     err.print(f"[dim]starting the {stack} stack…[/dim]")
     try:
-        with LabSession(stack=stack) as session:
+        with LabSession(stack=stack, claim_database=own_database) as session:
             srv.serve(session, host, port, ready)
     except KeyboardInterrupt:
         err.print("stopped")
@@ -139,6 +161,7 @@ def register(app: typer.Typer) -> None:
     stack.command("up")(stack_up)
     stack.command("down")(stack_down)
     stack.command("status")(stack_status)
+    stack.command("env")(stack_env)
     app.add_typer(stack, name="stack")
     app.command("doctor")(doctor)
     app.command("serve")(serve)

@@ -131,19 +131,49 @@ def walk_plan(root: dict) -> tuple[list[str], list[str]]:
     return [n["Node Type"] for n in nodes], [n["Index Name"] for n in nodes if n.get("Index Name")]
 
 
-def plan_json(sql: str, params: Any, analyze: bool = False, using: str = "default") -> dict:
-    """The root ("Plan") of EXPLAIN (FORMAT JSON) for one statement; `analyze` runs it (with BUFFERS)."""
-    from django.db import connections
+class WritesData(Exception):
+    """EXPLAIN ANALYZE of a statement in a read-only transaction failed: the statement writes."""
+
+
+def plan_json(sql: str, params: Any, analyze: bool = False, using: str = "default", writes: bool = False) -> dict:
+    """The root ("Plan") of EXPLAIN (FORMAT JSON) for one statement.
+
+    `analyze` runs it (with BUFFERS) inside a transaction that is always rolled back, READ ONLY
+    unless `writes` says the caller accepts a write being executed (and undone) — so explaining a
+    statement never changes data: a write in a read-only transaction raises WritesData instead."""
+    from django.db import DatabaseError, connections, transaction
 
     options = "ANALYZE, BUFFERS, FORMAT JSON" if analyze else "FORMAT JSON"
-    with connections[using].cursor() as cur:
-        cur.execute(f"EXPLAIN ({options}) " + sql, params)
-        plan = cur.fetchone()[0]
+    conn = connections[using]
+    if not analyze:
+        with conn.cursor() as cur:
+            cur.execute(f"EXPLAIN ({options}) " + sql, params)
+            plan = cur.fetchone()[0]
+    else:
+        try:
+            outermost = not conn.in_atomic_block  # inside a caller's transaction this is a savepoint,
+            with transaction.atomic(using=using), conn.cursor() as cur:  # rolled back all the same
+                if outermost and not writes:
+                    cur.execute("SET TRANSACTION READ ONLY")
+                cur.execute(f"EXPLAIN ({options}) " + sql, params)
+                plan = cur.fetchone()[0]
+                transaction.set_rollback(True, using=using)
+        except DatabaseError as exc:
+            if getattr(exc.__cause__, "sqlstate", None) == "25006":  # read_only_sql_transaction
+                raise WritesData(normalize_sql(sql)) from None
+            raise
     if isinstance(plan, str):
         import json
 
         plan = json.loads(plan)
     return plan[0]["Plan"]
+
+
+def modifies(plan: dict) -> bool:
+    """True when a plan (or a CTE in it) inserts, updates, deletes or merges rows."""
+    if plan.get("Node Type") == "ModifyTable":
+        return True
+    return any(modifies(child) for child in plan.get("Plans", ()))
 
 
 def explain(sql: str, params: Any, using: str = "default") -> dict:

@@ -56,6 +56,8 @@ def plan_tree(item) -> Tree:
     root = Tree(Text(f"{item.case} · {item.variant} · ran {item.calls}×  ", style="cyan")
                 + Text(item.sql[:160] + ("…" if len(item.sql) > 160 else ""), style="dim"))
     add(root, item.plan)
+    if getattr(item, "how", ""):
+        root.add(Text(item.how, style="yellow" if not item.analyzed else "dim"))
     return root
 
 

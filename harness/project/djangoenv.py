@@ -56,9 +56,11 @@ def setup(stack: StackInfo, user_settings: str | None = None, migrate: bool = Tr
 
 
 def database_from_url(url: str) -> dict:
+    from harness.stack.urls import PG_OPTIONS
+
     parts = urllib.parse.urlsplit(url)
     query = dict(urllib.parse.parse_qsl(parts.query))
-    options = {k: v for k, v in query.items() if k in {"sslmode", "application_name", "connect_timeout"}}
+    options = {k: v for k, v in query.items() if k in PG_OPTIONS}
     return {
         "ENGINE": "django.db.backends.postgresql",
         "NAME": urllib.parse.unquote(parts.path.lstrip("/")) or "perflab",
@@ -73,10 +75,12 @@ def database_from_url(url: str) -> dict:
 
 
 def user_database_url(base: str, user_settings: str) -> str:
+    """The lab's database for a user project's settings: same server, user and options as `base`."""
     import re
 
-    name = "labs_" + re.sub(r"[^a-z0-9_]", "_", user_settings.lower())[:40]
-    return base.rsplit("/", 1)[0] + "/" + name
+    from harness.stack.urls import with_database
+
+    return with_database(base, "labs_" + re.sub(r"[^a-z0-9_]", "_", user_settings.lower())[:40])
 
 
 SEED_LOCK_KEY = int.from_bytes(b"labseed", "big")

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from harness.errors import StackError, UsageError, unknown
 from harness.stack import embedded
+from harness.stack.urls import redact
 
 COMPONENTS = ("postgres", "redis", "memcached", "pgbouncer")
 
@@ -72,16 +73,6 @@ class StackInfo:
                 "components": sorted(self.urls)}
 
 
-def redact(url: str) -> str:
-    """A URL without its password, safe for results and logs."""
-    parts = urllib.parse.urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.rsplit("@", 1)[1]
-    user = parts.username or ""
-    return urllib.parse.urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))
-
-
 # -- providers ----------------------------------------------------------------------------------
 class EmbeddedProvider:
     name = "embedded"
@@ -96,14 +87,16 @@ class EmbeddedProvider:
         return None
 
     @contextlib.contextmanager
-    def open(self) -> Iterator[StackInfo]:
+    def open(self, claim_empty: bool = False) -> Iterator[StackInfo]:
         warm = warm_stack()
         if warm is not None:
             yield _info(warm, warm=True)
             return
+        embedded.reap_stale_run_dirs(embedded.runtime_dir())
         base = tempfile.mkdtemp(prefix="run-", dir=embedded.runtime_dir())
         stack = embedded.EmbeddedStack(embedded.Path(base))
         try:
+            embedded.claim_run_dir(embedded.Path(base))
             stack.start()
             yield _info(stack, warm=False)
         finally:
@@ -120,7 +113,8 @@ class ExternalProvider:
         return None
 
     @contextlib.contextmanager
-    def open(self) -> Iterator[StackInfo]:
+    def open(self, claim_empty: bool = False) -> Iterator[StackInfo]:
+        """`claim_empty`: the user said the (empty) database DATABASE_URL names is theirs to give."""
         urls = {}
         for component, var in ENV_VARS.items():
             value = os.environ.get(var)
@@ -129,35 +123,20 @@ class ExternalProvider:
         if "postgres" not in urls:
             raise UsageError("--stack external needs DATABASE_URL (and REDIS_URL for cache scenarios)",
                              hint="export DATABASE_URL=postgresql://user:pass@host:5432/perflab")
-        ensure_database(urls["postgres"])
+        ensure_database(urls["postgres"], claim_empty=claim_empty)
         yield StackInfo("external", urls, versions={}, startable=startable())
 
 
-def ensure_database(url: str) -> None:
-    """Create the lab's own database if it is missing, plus the contrib extensions it can.
-
-    The lab only ever creates its own database and tables; it never touches other data.
-    """
+def ensure_database(url: str, claim_empty: bool = False) -> None:
+    """The lab's own database (created and marked when missing; refused when it is someone else's:
+    harness.stack.ownership), plus the contrib extensions it is allowed to create there."""
     import psycopg
 
-    parts = urllib.parse.urlsplit(url)
-    dbname = urllib.parse.unquote(parts.path.lstrip("/")) or "perflab"
-    kwargs = {"host": parts.hostname, "port": parts.port or 5432, "user": urllib.parse.unquote(parts.username or ""),
-              "password": urllib.parse.unquote(parts.password or "") or None, "connect_timeout": 5}
-    try:
-        conn = psycopg.connect(dbname=dbname, autocommit=True, **kwargs)
-    except psycopg.OperationalError as exc:
-        if "does not exist" not in str(exc):
-            raise StackError(f"cannot connect to {redact(url)}: {str(exc).strip().splitlines()[-1]}",
-                             hint="check DATABASE_URL and that the server accepts connections") from None
-        try:
-            with psycopg.connect(dbname="postgres", autocommit=True, **kwargs) as admin:
-                admin.execute(f'CREATE DATABASE "{dbname}"')
-        except psycopg.Error as exc2:
-            raise StackError(f"database {dbname!r} does not exist and could not be created: {exc2}",
-                             hint=f"create it (CREATE DATABASE {dbname}) or give a user that may") from None
-        conn = psycopg.connect(dbname=dbname, autocommit=True, **kwargs)
-    with conn:
+    from harness.stack import ownership
+    from harness.stack.urls import pg_connect_kwargs
+
+    ownership.ensure_owned(url, claim_empty=claim_empty)
+    with psycopg.connect(autocommit=True, **pg_connect_kwargs(url)) as conn:
         for ext in embedded.PG_EXTENSIONS:
             try:
                 conn.execute(f"CREATE EXTENSION IF NOT EXISTS {ext}")
@@ -189,7 +168,7 @@ class DockerProvider:
         return docker.available()
 
     @contextlib.contextmanager
-    def open(self) -> Iterator[StackInfo]:
+    def open(self, claim_empty: bool = False) -> Iterator[StackInfo]:
         from harness.stack import docker
 
         # Containers stay up after the run (like a warm stack): `labs stack down --stack docker`.
@@ -232,7 +211,11 @@ def warm_stack() -> embedded.EmbeddedStack | None:
     stack = embedded.read_state()
     if stack is None:
         return None
-    if all(s.healthy() for s in stack.services.values()) and "postgres" in stack.services:
+    if stack.starting and stack.owner_pid != os.getpid() and procs_alive(stack.owner_pid):
+        raise StackError(f"`labs stack up` (pid {stack.owner_pid}) is starting the warm stack right now",
+                         hint="wait a few seconds and run again")
+    if stack.services and all(s.healthy() for s in stack.services.values()) and "postgres" in stack.services \
+            and "redis" in stack.services:
         return stack
     _teardown(stack)
     return None
@@ -244,9 +227,18 @@ def stack_up() -> tuple[embedded.EmbeddedStack, bool]:
     if current is not None:
         return current, False
     base = embedded.runtime_dir() / "warm"
-    shutil.rmtree(base, ignore_errors=True)
-    stack = embedded.EmbeddedStack(base, detached=True)
-    stack.start()
+    embedded.forget(base)  # what a `stack up` killed before it recorded anything left there
+    # recorded before its first server starts and after each one: a `stack up` killed half-way
+    # leaves a state that `stack status` and `stack down` find
+    stack = embedded.EmbeddedStack(base, detached=True, on_started=embedded.write_state, starting=True)
+    base.mkdir(parents=True, exist_ok=True)
+    embedded.write_state(stack)
+    try:
+        stack.start()
+    except BaseException:
+        embedded.clear_state()
+        raise
+    stack.starting = False
     embedded.write_state(stack)
     return stack, True
 
@@ -259,7 +251,13 @@ def stack_down() -> embedded.EmbeddedStack | None:
     return stack
 
 
+def procs_alive(pid: int) -> bool:
+    from harness.stack import procs
+
+    return procs.pid_alive(pid)
+
+
 def _teardown(stack: embedded.EmbeddedStack) -> None:
     stack.stop()
-    shutil.rmtree(stack.base, ignore_errors=True)
+    embedded.forget(stack.base)
     embedded.clear_state()

@@ -235,6 +235,21 @@ def _stop_families(pids: list[int], sig: int, timeout_s: float) -> None:
     psutil.wait_procs(alive, timeout=5)
 
 
+def stop_referencing(path: Path, sig: int = signal.SIGTERM, timeout_s: float = 10.0) -> list[int]:
+    """Stop every process (and its children) whose command line names a file under `path`: the
+    servers of a stack directory, found without a state file (one killed before it was written)."""
+    needle = str(path.resolve())
+    found = []
+    for p in psutil.process_iter(["pid", "cmdline"]):
+        try:
+            if p.pid != os.getpid() and any(needle in arg for arg in (p.info["cmdline"] or ())):
+                found.append(p.pid)
+        except psutil.Error:
+            continue
+    _stop_families(found, sig, timeout_s)
+    return found
+
+
 def cpu_seconds(processes) -> dict[int, float]:
     """User + system CPU seconds of each process still there, by pid."""
     out = {}

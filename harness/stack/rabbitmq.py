@@ -8,6 +8,7 @@ Stopped with SIGTERM (then SIGKILL) and with the run, whatever ends it.
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -15,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.errors import StackError
-from harness.stack import procs
+from harness.stack import embedded, procs
 
 INSTALL = "install rabbitmq-server (apt-get install rabbitmq-server / brew install rabbitmq)"
 CANDIDATES = ("/usr/lib/rabbitmq/bin/rabbitmq-server", "/usr/local/sbin/rabbitmq-server",
@@ -47,10 +48,12 @@ class RabbitMQ:
     port: int = 0
     proc: object = field(default=None, repr=False)
     ready: bool = False
+    secret: str = field(default_factory=lambda: secrets.token_hex(16), repr=False)
+    """The broker's only account's password: another local account cannot use it (no guest)."""
 
     @property
     def url(self) -> str:
-        return f"amqp://guest:guest@127.0.0.1:{self.port}//"
+        return f"amqp://perflab:{self.secret}@127.0.0.1:{self.port}//"
 
     def start(self, timeout_s: float = 60.0) -> None:
         self.launch()
@@ -77,9 +80,11 @@ class RabbitMQ:
         cookie.write_text(os.urandom(16).hex())
         cookie.chmod(0o400)
         conf = self.workdir / "rabbitmq.conf"
-        # guest may log in from loopback (the default); no management or other listeners
-        conf.write_text(f"listeners.tcp.default = 127.0.0.1:{self.port}\nloopback_users.guest = true\n"
-                        "log.console = true\nlog.file = false\n")
+        # one account of the lab's own (no guest/guest), in a file only the broker's user reads;
+        # no management or other listeners
+        embedded.write_private(conf, f"listeners.tcp.default = 127.0.0.1:{self.port}\n"
+                               f"default_user = perflab\ndefault_pass = {self.secret}\n"
+                               "loopback_users = none\nlog.console = true\nlog.file = false\n")
         (self.workdir / "enabled_plugins").write_text("[].\n")
         procs.chown_tree(self.workdir, user)
         env = {

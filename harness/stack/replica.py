@@ -4,6 +4,7 @@ run as the service user, stopped however the run ends (parent-death signal; `sto
 """
 from __future__ import annotations
 
+import os
 import shutil
 import signal
 import subprocess
@@ -12,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.errors import StackError
-from harness.stack import embedded, procs
+from harness.stack import embedded, procs, urls
 
 
 def available() -> bool:
@@ -35,8 +36,8 @@ class Replica:
 
     @property
     def url(self) -> str:
-        dbname = urllib.parse.urlsplit(self.primary_url).path.lstrip("/") or "postgres"
-        return f"postgresql://postgres@127.0.0.1:{self.port}/{dbname}"
+        # the same role, password and database as the primary: the replica is a copy of it
+        return urls.with_hostport(self.primary_url, "127.0.0.1", self.port)
 
     def start(self) -> None:
         user = procs.service_user()
@@ -49,8 +50,9 @@ class Replica:
         kwargs = {"user": user.uid, "group": user.gid, "extra_groups": []} if user else {}
         base = subprocess.run(
             [str(bindir / "pg_basebackup"), "-D", str(data), "-h", "127.0.0.1", "-p", str(primary.port),
-             "-U", primary.username or "postgres", "-R", "-X", "stream", "--no-sync", "-c", "fast"],
-            capture_output=True, text=True, cwd=self.workdir, timeout=120, **kwargs)
+             "-U", urllib.parse.unquote(primary.username or "postgres"), "-R", "-X", "stream", "--no-sync", "-c", "fast"],
+            capture_output=True, text=True, cwd=self.workdir, timeout=120,
+            env={**os.environ, "PGPASSWORD": urls.password(self.primary_url) or ""}, **kwargs)
         if base.returncode != 0:
             raise StackError(f"pg_basebackup failed:\n{base.stderr.strip()}",
                              hint="the primary must accept replication connections from 127.0.0.1 (pg_hba)")
@@ -62,7 +64,8 @@ class Replica:
             fh.write(f"\nunix_socket_directories = '{sock}'\nhot_standby = on\n"
                      f"recovery_min_apply_delay = '{self.apply_delay_ms}ms'\n")
         self.proc, self.port = embedded.launch_postmaster(bindir, data, log, user, cwd=self.workdir,
-                                                          what="PostgreSQL replica")
+                                                          what="PostgreSQL replica",
+                                                          password=urls.password(self.primary_url))
 
     def stop(self, keep_log: Path | None = None) -> None:
         """Fast shutdown; its log copied to `keep_log`; its files removed."""

@@ -54,24 +54,53 @@ class Explained:
     variant: str
     sql: str
     plan: dict
-    """The JSON plan's root ("Plan") with ANALYZE timings and BUFFERS."""
+    """The JSON plan's root ("Plan"): with ANALYZE timings and BUFFERS when `analyzed`."""
     calls: int
+    how: str = ""
+    """How the plan was obtained: run read-only and rolled back, run and rolled back, or planned only."""
+
+    @property
+    def analyzed(self) -> bool:
+        return self.how.startswith("ran")
 
 
-def explain(prep, variant: str | None = None, case: str | None = None) -> list[Explained]:
-    """Run each picked variant's counters pass and EXPLAIN (ANALYZE, BUFFERS) the reads it sent
-    (writes are only planned). `prep`: a seeded scenario (harness.session.Prepared)."""
+READ_ONLY = "ran in a READ ONLY transaction, rolled back"
+ROLLED_BACK = ("ran in a transaction that was rolled back (its writes are undone; sequences it advanced "
+               "stay advanced)")
+PLANNED = "planned only, not run: it writes (--analyze-writes runs it in a transaction that is rolled back)"
+
+
+def plan_of(sql: str, params, analyze_writes: bool = False) -> tuple[dict, str]:
+    """A statement's plan and how it was obtained. Never changes data: a statement whose plan
+    writes (ModifyTable, in a CTE too) is only planned unless `analyze_writes`, and then run in a
+    transaction that is rolled back; every other one runs READ ONLY (a write hidden in a function
+    call fails there, and the statement is only planned)."""
+    plain = counters.plan_json(sql, params)
+    if counters.modifies(plain) and not analyze_writes:
+        return plain, PLANNED
+    writes = counters.modifies(plain)
+    try:
+        return counters.plan_json(sql, params, analyze=True, writes=writes), ROLLED_BACK if writes else READ_ONLY
+    except counters.WritesData:
+        return plain, PLANNED
+
+
+def explain(prep, variant: str | None = None, case: str | None = None, analyze_writes: bool = False) -> list[Explained]:
+    """Run each picked variant's counters pass and EXPLAIN (ANALYZE, BUFFERS) the statements it
+    sent — reads read-only, writes planned only (or, asked, run and rolled back): see plan_of.
+    `prep`: a seeded scenario (harness.session.Prepared)."""
     out = []
     for c, v in pick(prep.scenario, prep.opts, variant, case):
         _run, statements = counting_pass(v, c, prep.opts, prep.components, prep.artifacts, keep_sql=True,
                                          shared=prep.shared)
         calls = Counter(counters.normalize_sql(sql) for sql, _ in statements)
         for sql, params in distinct_sql(statements):
-            if not sql.lstrip().upper().startswith(("SELECT", "WITH", "UPDATE", "DELETE", "INSERT")):
+            if not sql.lstrip().upper().startswith(("SELECT", "WITH", "UPDATE", "DELETE", "INSERT", "MERGE", "VALUES",
+                                                    "TABLE")):
                 continue
-            # never change data to explain it: only reads are run (ANALYZE), writes are planned
-            plan = counters.plan_json(sql, params, analyze=sql.lstrip().upper().startswith(("SELECT", "WITH")))
-            out.append(Explained(c.name, v.name, counters.normalize_sql(sql), plan, calls[counters.normalize_sql(sql)]))
+            plan, how = plan_of(sql, params, analyze_writes)
+            normalized = counters.normalize_sql(sql)
+            out.append(Explained(c.name, v.name, normalized, plan, calls[normalized], how))
     return out
 
 

@@ -319,7 +319,7 @@ def check_pooling(module: str, stack) -> Verdict:
     from django.db import connection
     from psycopg_pool import ConnectionPool
 
-    from harness.stack import embedded
+    from harness.stack import embedded, urls
     from harness.stack.pgbouncer import PgBouncer
     from scenarios.pooling import crowd
 
@@ -328,12 +328,9 @@ def check_pooling(module: str, stack) -> Verdict:
         raise UsageError(f"connection_strategy() returned {strategy!r}: mode must be direct, pool or pgbouncer")
     clients, limit = 50, 20
     with connection.cursor() as cur:
-        cur.execute("SELECT 1 FROM pg_roles WHERE rolname = 'lab_workshop'")
-        if cur.fetchone() is None:
-            cur.execute("CREATE ROLE lab_workshop LOGIN")
+        urls.ensure_login_role(cur, os.environ["DATABASE_URL"], "lab_workshop")
         cur.execute(f"ALTER ROLE lab_workshop CONNECTION LIMIT {limit}")
-    base = os.environ["DATABASE_URL"].rsplit("@", 1)[1]
-    url = f"postgresql://lab_workshop@{base}"
+    url = urls.as_role(os.environ["DATABASE_URL"], "lab_workshop")
     bouncer = pool = None
     try:
         if strategy["mode"] == "pgbouncer":
