@@ -8,6 +8,8 @@ import signal
 import subprocess
 import sys
 import tempfile
+import urllib.error
+import urllib.request
 import time
 from pathlib import Path
 
@@ -118,9 +120,18 @@ def test_serve_pages_render_and_stop_cleanly(runtime_dir):
             assert proc.poll() is None, proc.stderr.read()
             time.sleep(0.2)
         kids = [p.pid for p in psutil.Process(proc.pid).children(recursive=True)]
-        dom, _ = dump_dom(f"http://127.0.0.1:{port}/books/1/")
+        printed = proc.stdout.readline()
+        token = re.search(r"labs-token=([\w-]+)", printed).group(1)
+        # without the printed token, or under another Host name (DNS rebinding), nothing is served
+        for headers in ({}, {"Host": "rebound.example"}):
+            request = urllib.request.Request(f"http://127.0.0.1:{port}/silk/", headers=headers)
+            with pytest.raises(urllib.error.HTTPError) as refused:
+                urllib.request.urlopen(request, timeout=10)
+            refused.value.close()
+            assert refused.value.code in {400, 403}
+        dom, _ = dump_dom(f"http://127.0.0.1:{port}/books/1/?labs-token={token}")
         assert "djDebug" in dom  # the debug toolbar is on the page
-        dom, log = dump_dom(f"http://127.0.0.1:{port}/silk/")
+        dom, log = dump_dom(f"http://127.0.0.1:{port}/silk/?labs-token={token}")
         assert "silk" in dom.lower() and "/books/1/" in dom  # silk recorded the request above
         assert "Uncaught" not in log
     finally:

@@ -19,6 +19,7 @@ from harness.errors import EXIT_CHECK_FAILED, EXIT_OK, Interrupted, UsageError
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 MAX_BURST_S = 600.0
 MAX_BURSTS = 100
+MAX_RATE = 100_000
 
 
 def load_cmd(
@@ -48,23 +49,32 @@ def load_cmd(
     from harness.measure.load import LOAD_METRICS, generator_bound, summarize_bursts
     from harness.measure.loadgen import LoadGenerator
     from harness.results import store
+    from harness.stack.urls import redact_target
 
-    parts = urllib.parse.urlsplit(url)
+    shown = redact_target(url)  # what is printed and stored: no userinfo, no token values
+    try:
+        parts = urllib.parse.urlsplit(url)
+        parts.port  # noqa: B018 - raises on a garbled authority
+    except ValueError as exc:
+        raise UsageError(f"not a URL the lab can load: {shown!r} ({exc})",
+                         hint="labs load http://127.0.0.1:8000/ --rate 50") from None
     if parts.scheme not in {"http", "https"} or not parts.hostname:
-        raise UsageError(f"not a URL the lab can load: {url!r}", hint="labs load http://127.0.0.1:8000/ --rate 50")
+        raise UsageError(f"not a URL the lab can load: {shown!r}", hint="labs load http://127.0.0.1:8000/ --rate 50")
     remote = parts.hostname not in LOOPBACK
     if remote and not i_own_this_target:
         raise UsageError(f"{parts.hostname} is not on this machine: loading a server is an attack unless it is yours",
-                         hint=f"if you run {parts.hostname}, say so: labs load {url} --i-own-this-target")
-    if rate is not None and rate <= 0:
-        raise UsageError("--rate must be > 0 requests per second", hint="omit --rate for a closed loop")
+                         hint=f"if you run {parts.hostname}, say so: labs load {shown} --i-own-this-target")
+    if rate is not None and not 0 < rate <= MAX_RATE:
+        raise UsageError(f"--rate must be between 0 and {MAX_RATE:,} requests per second (got {rate:g})",
+                         hint="omit --rate for a closed loop; one machine's generator tops out far below this")
     if duration > MAX_BURST_S or bursts > MAX_BURSTS:
         raise UsageError(f"at most {MAX_BURSTS} bursts of {MAX_BURST_S:.0f} s", hint="labs load URL --duration 10")
     host = f"{parts.scheme}://{parts.netloc}"
     paths = [(parts.path or "/") + (f"?{parts.query}" if parts.query else ""), *(path or [])]
     weighted = [(p if p.startswith("/") else "/" + p, 1) for p in paths]
     mode = f"open loop at {rate:g} req/s" if rate else f"closed loop, {users} users"
-    err.print(f"[dim]{host} · {', '.join(p for p, _ in weighted)} · {mode} · {bursts}×{duration:g} s[/dim]")
+    more = f" + {len(weighted) - 1} more paths" if len(weighted) > 1 else ""
+    err.print(f"[dim]{shown}{more} · {mode} · {bursts}×{duration:g} s[/dim]", highlight=False)
 
     started = dt.datetime.now(dt.timezone.utc)
     run_id = f"{started:%Y%m%dT%H%M%SZ}-load-{time.time_ns() % 65536:04x}"
@@ -86,7 +96,7 @@ def load_cmd(
         reason = "interrupted"
     finally:
         gen.close()
-    result = _result(run_id, started, url, rate, users, duration, bursts, measured, reason,
+    result = _result(run_id, started, shown, rate, users, duration, bursts, measured, reason,
                      summarize_bursts(measured) if measured else {}, LOAD_METRICS, generator_bound)
     saved = store.save(result, results_dir)
     _show(result)

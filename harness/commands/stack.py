@@ -144,9 +144,11 @@ def serve(
 
     srv.check_bind(host, port, allow_remote)
 
-    def ready(url: str, log) -> None:
-        out.print(f"[bold]the lab app with silk and the debug toolbar:[/bold] {url}/  · requests: {url}/silk/  "
-                  f"· log {log}  · Ctrl-C to stop")
+    def ready(url: str, log, token: str) -> None:
+        # the token admits this browser (a cookie); without it every page is 403
+        out.print(f"[bold]the lab app with silk and the debug toolbar:[/bold] {url}/?labs-token={token}  "
+                  f"· then requests: {url}/silk/  · log {log} (removed on exit)  · Ctrl-C to stop",
+                  soft_wrap=True, highlight=False)
     err.print(f"[dim]starting the {stack} stack…[/dim]")
     try:
         with LabSession(stack=stack, claim_database=own_database) as session:

@@ -99,11 +99,16 @@ def bootstrap_ratio(base: Sequence[str], new: Sequence[str], q: float, n_resampl
     return ratios[int(0.025 * len(ratios))], ratios[int(math.ceil(0.975 * len(ratios))) - 1]
 
 
-def schedule(rate: float, duration_s: float, start: float, share: int = 0, shares: int = 1) -> list[float]:
+def schedule(rate: float, duration_s: float, start: float, share: int = 0, shares: int = 1,
+             cap: int | None = None) -> list[float]:
     """Intended send times of one generator's share (every `shares`-th slot, from `share`) of an
-    open-loop schedule at `rate` requests per second over `duration_s`."""
+    open-loop schedule at `rate` requests per second over `duration_s`, at most `cap` of them
+    (the list is never longer than the run may send: a huge rate costs no memory)."""
     n = int(rate * duration_s)
-    return [start + i / rate for i in range(share, n, shares)]
+    slots = range(share, n, shares)
+    if cap is not None:
+        slots = slots[:max(0, cap)]
+    return [start + i / rate for i in slots]
 
 
 def encode_b64(raw: bytes) -> str:

@@ -452,11 +452,12 @@ STATE_FORMAT = 2
 is stale and is stopped and started again."""
 
 
-def write_state(stack: EmbeddedStack) -> None:
+def write_state(stack: EmbeddedStack, path: Path | None = None) -> Path:
     """The warm stack's state, atomically and readable by its owner only (it holds the secret)."""
-    path = state_path()
+    path = path or state_path()
     tmp = write_private(path.with_suffix(".tmp"), json.dumps(stack.to_json(), indent=2))
     os.replace(tmp, path)
+    return path
 
 
 def read_state() -> EmbeddedStack | None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -27,7 +28,7 @@ def check_bind(host: str, port: int, allow_remote: bool) -> None:
         raise UsageError(f"port {port} is already in use", hint="choose another with --port")
 
 
-def serve(session, host: str, port: int, on_ready: Callable[[str, Path], None]) -> None:
+def serve(session, host: str, port: int, on_ready: Callable[[str, Path, str], None]) -> None:
     """Seed a small catalog, migrate the serve database, run `runserver` until it ends (Ctrl-C)."""
     from harness.stack import procs
 
@@ -36,20 +37,24 @@ def serve(session, host: str, port: int, on_ready: Callable[[str, Path], None]) 
 
     seed_catalog(1_000)
     seed_techempower()
+    token = secrets.token_urlsafe(24)
     env = {**os.environ, **session.info.env(), "DJANGO_SETTINGS_MODULE": "labs.settings_serve",
-           "LABS_SECRET_KEY": secrets.token_urlsafe(40)}  # a fresh key every run
+           "LABS_SECRET_KEY": secrets.token_urlsafe(40),  # a fresh key every run
+           "LABS_SERVE_TOKEN": token, "LABS_SERVE_HOST": "" if host in LOOPBACK else host}
     done = subprocess.run([sys.executable, "-m", "django", "migrate", "--verbosity", "0"], env=env,
                           capture_output=True, text=True)
     if done.returncode != 0:
         raise LabsError(f"migrating the serve database failed (exit {done.returncode}): "
                         f"{(done.stderr or done.stdout).strip().splitlines()[-1:]}")
-    log = Path(tempfile.mkdtemp(prefix="labs-serve-")) / "runserver.log"
+    logdir = Path(tempfile.mkdtemp(prefix="labs-serve-"))
+    log = logdir / "runserver.log"
     child = procs.start([sys.executable, "-m", "django", "runserver", f"{host}:{port}", "--noreload",
                          "--skip-checks"], log, env=env)
     try:
         procs.wait_ready("the lab app", lambda: procs.port_open(port, "127.0.0.1" if host != "::1" else host),
                          child, log, timeout_s=30)
-        on_ready(f"http://{host}:{port}", log)
+        on_ready(f"http://{'[::1]' if host == '::1' else host}:{port}", log, token)
         child.wait()
     finally:
         procs.stop_child(child)
+        shutil.rmtree(logdir, ignore_errors=True)
