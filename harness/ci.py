@@ -66,6 +66,7 @@ def gate(session: LabSession, scenarios: Sequence[Scenario], opts: RunOptions, b
         lines.append(f"- **{r.scenario}** ({status}) — {r.run_id} · chart `{png.name}`")
         lines += [f"  - {line}" for line in r.lesson]
     comparison = None
+    store.recover_baseline(store.baselines_dir(results_dir) / baseline)
     if store.baselines_dir(results_dir).joinpath(baseline).is_dir():
         base_label, base_results = cmp.load_side(baseline, results_dir)
         history = cmp.load_history(results_dir, new)

@@ -1,12 +1,15 @@
 """`labs ci` end to end with real runs: summary, charts, baseline comparison, exit codes."""
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
 import sys
 
 import pytest
+
+from harness.results import store
 
 pytestmark = pytest.mark.stack
 
@@ -32,7 +35,7 @@ def test_ci_without_then_with_a_baseline(tmp_path, runtime_dir):
 
     # Make the baseline twice as fast on paper: this run's timings regress for real, the
     # confirmation run (same stack, same process) reproduces it, counters stay identical.
-    (base_file,) = (results / "baselines" / "main").glob("*.json")
+    (base_file,) = store.list_runs(results / "baselines" / "main")
     doc = json.loads(base_file.read_text())
     for case in doc["cases"]:
         for v in case["variants"].values():
@@ -40,6 +43,9 @@ def test_ci_without_then_with_a_baseline(tmp_path, runtime_dir):
             v["median_s"] /= 2
             v["process_medians_s"] = [x / 2 for x in v["process_medians_s"]]
     base_file.write_text(json.dumps(doc))
+    # the edit is deliberate: the manifest is rewritten, as a new `baseline save` would
+    manifest = results / "baselines" / "main" / store.MANIFEST
+    manifest.write_text(json.dumps({"files": {base_file.name: hashlib.sha256(base_file.read_bytes()).hexdigest()}}))
     second = _labs("ci", "--scenario", "n_plus_one", "--results-dir", str(results), "--out-dir", str(out))
     assert second.returncode == 1, second.stderr[-3000:]
     assert "re-running to confirm" in second.stderr and "regression(s) against baseline main" in second.stderr

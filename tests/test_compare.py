@@ -216,3 +216,34 @@ def test_tail_latency_is_compared_from_the_bursts_histograms():
     assert "bootstrap over 5+5 bursts" in rows["p99_ms"].detail
     lenient = cmp.compare("base", [base], "new", [slow], thresholds=[cmp.Threshold.parse("p99:80%")])
     assert {r.metric: r.verdict for r in lenient.rows if r.variant == "prefetch"}["p99_ms"] == "unchanged"
+
+
+def test_a_baseline_is_swapped_whole_and_a_broken_one_is_refused(tmp_path):
+    runs = [make_run(f"2026010{i}T000000Z-n_plus_one-000{i}", seed=i) for i in (1, 2, 3)]
+    for r in runs:
+        store.save(r, tmp_path)
+    saved = store.save_baseline("main", [r.run_id for r in runs[:2]], tmp_path)
+    root = store.baselines_dir(tmp_path)
+    assert len(saved) == 2 and (root / "main" / store.MANIFEST).exists()
+    # killed between the two renames of a second save: no baseline, the new copy whole beside
+    store.save_baseline("next", [runs[2].run_id], tmp_path)
+    (root / "next").rename(root / ".main.new")
+    (root / "main").rename(root / ".main.old")
+    label, results = cmp.load_side("main", tmp_path)
+    assert [r.run_id for r in results] == [runs[2].run_id]  # rolled forward, whole
+    assert not (root / ".main.old").exists() and not (root / ".main.new").exists()
+    # a half copy (a file lost) is refused with what to do, never compared against
+    store.save_baseline("main", [r.run_id for r in runs], tmp_path)
+    store.list_runs(root / "main")[0].unlink()
+    with pytest.raises(UsageError, match="does not match its manifest"):
+        cmp.load_side("main", tmp_path)
+
+
+def test_one_corrupted_result_file_is_skipped_with_a_warning(tmp_path, capsys):
+    for i in (1, 2):
+        store.save(make_run(f"2026010{i}T000000Z-n_plus_one-000{i}", seed=i), tmp_path)
+    (tmp_path / "20260101T120000Z-n_plus_one-dead.json").write_text('{"schema": 3, "scen')
+    store.save_baseline("main", [], tmp_path)  # picks the newest complete runs, skipping the broken one
+    _label, results = cmp.load_side(str(tmp_path), tmp_path)
+    assert [r.run_id for r in results] == ["20260102T000000Z-n_plus_one-0002"]
+    assert "20260101T120000Z-n_plus_one-dead.json" in capsys.readouterr().err

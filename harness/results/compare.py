@@ -122,21 +122,24 @@ def load_side(ref: str, results_dir: Path, relative_to: list[Result] | None = No
 
     `previous` means the run before the other side's run of the same scenario."""
     baseline_dir = results_dir / "baselines" / ref
-    if baseline_dir.is_dir():
-        results = [store.load(p) for p in store.list_runs(baseline_dir)]
+    is_name = "/" not in ref and ref not in {"", ".", ".."}  # a path is a directory of runs, not a baseline
+    if is_name:
+        store.recover_baseline(baseline_dir)
+    if is_name and baseline_dir.is_dir():
+        results = store.load_many(store.baseline_runs(baseline_dir))
         if not results:
             raise UsageError(f"baseline {ref!r} has no results", hint=f"labs baseline save {ref}")
         return f"baseline {ref}", results
     path = Path(ref)
     if path.is_dir():
-        results = [store.load(p) for p in store.list_runs(path)]
+        results = store.load_many(store.list_runs(path))
         if not results:
             raise UsageError(f"no result files in {path}/")
         return str(path), _newest_per_scenario(results)
     if ref == "previous" and relative_to:
         scenarios = {r.scenario for r in relative_to}
         newest = max(r.run_id for r in relative_to)
-        older = [store.load(p) for p in store.list_runs(results_dir) if p.stem < newest]
+        older = store.load_many(p for p in store.list_runs(results_dir) if p.stem < newest)
         older = [r for r in older if r.scenario in scenarios]
         if not older:
             raise UsageError(f"no earlier run of {', '.join(sorted(scenarios))} in {results_dir}/",

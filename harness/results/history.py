@@ -47,7 +47,8 @@ def collect(scenario: str | None, results_dir: Path, machine_class: str | None =
     base_root = results_dir / "baselines"
     if base_root.is_dir():
         for d in sorted(base_root.iterdir()):
-            paths += store.list_runs(d)
+            if d.is_dir() and not d.name.startswith("."):  # not a half-saved copy
+                paths += store.list_runs(d)
     seen, runs = set(), []
     for p in paths:
         try:

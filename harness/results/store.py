@@ -17,11 +17,13 @@ than this code knows is refused with a clear message (never guessed).
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
 from dataclasses import asdict
 from pathlib import Path
+from collections.abc import Iterable
 from typing import Any
 
 from harness.errors import UsageError
@@ -227,6 +229,20 @@ def load(path: Path) -> Result:
         raise UsageError(f"{path} is not a labs result file: {exc}") from None
 
 
+def load_many(paths: Iterable[Path]) -> list[Result]:
+    """Load every readable result; a corrupted or foreign file is skipped with a warning naming it
+    (one broken old file must not block compare, baseline save or history)."""
+    from harness.commands.console import warn
+
+    results = []
+    for path in paths:
+        try:
+            results.append(load(path))
+        except UsageError as exc:
+            warn(f"skipped {exc.message} — delete or repair it")
+    return results
+
+
 def list_runs(directory: Path = DEFAULT_DIR) -> list[Path]:
     """Result files, oldest first (run ids start with a UTC timestamp)."""
     if not directory.is_dir():
@@ -277,7 +293,13 @@ def save_baseline(name: str, refs: list[str], results_dir: Path = DEFAULT_DIR, r
     else:
         complete: dict[str, list[tuple[str, Path]]] = {}
         for p in list_runs(results_dir):
-            r = load(p)
+            try:
+                r = load(p)
+            except UsageError as exc:
+                from harness.commands.console import warn
+
+                warn(f"skipped {exc.message} — delete or repair it")
+                continue
             if r.complete:
                 complete.setdefault(r.scenario, []).append((r.profile, p))
         paths = []
@@ -290,21 +312,90 @@ def save_baseline(name: str, refs: list[str], results_dir: Path = DEFAULT_DIR, r
     for p in paths:
         if not load(p).complete:
             raise UsageError(f"{p.name} is an incomplete run: it cannot be a baseline")
-    target = baselines_dir(results_dir) / name
-    staging = baselines_dir(results_dir) / f".{name}.tmp"
+    # the new copy is built and fsynced beside the old one with a manifest of its files, then
+    # swapped in by two renames; a kill between them leaves both copies whole and the next reader
+    # rolls the new one in (`recover_baseline`); a half copy is never used (the manifest check)
+    root = baselines_dir(results_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    target, staging, old = root / name, root / f".{name}.new", root / f".{name}.old"
+    recover_baseline(target)
     shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
+    staging.mkdir()
+    manifest = {}
     for p in paths:
         shutil.copy2(p, staging / p.name)
+        manifest[p.name] = _sha256(staging / p.name)
+    write_text_atomic(staging / MANIFEST, json.dumps({"files": manifest}, indent=1) + "\n")
+    _fsync_dir(staging)
+    shutil.rmtree(old, ignore_errors=True)
     if target.exists():
-        shutil.rmtree(target)
+        target.rename(old)
     staging.rename(target)
+    _fsync_dir(root)
+    shutil.rmtree(old, ignore_errors=True)
     return [target / p.name for p in paths]
+
+
+def recover_baseline(target: Path) -> None:
+    """Finish a `baseline save` that was killed between its two renames: the new copy, whole
+    (its manifest matches), takes the missing baseline's place; half copies are removed."""
+    import shutil
+
+    staging, old = target.parent / f".{target.name}.new", target.parent / f".{target.name}.old"
+    if not target.exists() and staging.is_dir():
+        try:
+            baseline_runs(staging)
+        except UsageError:
+            pass
+        else:
+            staging.rename(target)
+    if target.exists():
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+MANIFEST = ".manifest.json"
+"""A baseline's files and their SHA-256, written last: a baseline that does not match it is refused."""
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def baseline_runs(directory: Path) -> list[Path]:
+    """A baseline's result files, checked against its manifest: a baseline whose files are not
+    the ones it was saved with (a half copy, an edit) is refused, not used."""
+    files = list_runs(directory)
+    manifest_path = directory / MANIFEST
+    if not manifest_path.exists():
+        return files  # saved before manifests: nothing to check against
+    try:
+        manifest = json.loads(manifest_path.read_text())["files"]
+    except (OSError, ValueError, KeyError, TypeError):
+        raise UsageError(f"baseline {directory.name!r}: its manifest is unreadable",
+                         hint=f"save it again: labs baseline save {directory.name}") from None
+    found = {p.name: _sha256(p) for p in files}
+    if found != manifest:
+        missing = sorted(set(manifest) - set(found))
+        changed = sorted(k for k in found if manifest.get(k) != found[k])
+        raise UsageError(f"baseline {directory.name!r} does not match its manifest ({len(missing)} files missing, "
+                         f"{len(changed)} changed or extra): it was not saved whole",
+                         hint=f"save it again: labs baseline save {directory.name}")
+    return files
 
 
 def list_baselines(results_dir: Path = DEFAULT_DIR) -> dict[str, list[Result]]:
     root = baselines_dir(results_dir)
     if not root.is_dir():
         return {}
-    return {d.name: [load(p) for p in list_runs(d)] for d in sorted(root.iterdir())
+    for d in list(root.glob(".*.new")):
+        recover_baseline(root / d.name[1:-4])
+    return {d.name: load_many(baseline_runs(d)) for d in sorted(root.iterdir())
             if d.is_dir() and not d.name.startswith(".")}
