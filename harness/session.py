@@ -79,6 +79,8 @@ class LabSession:
 
     # -- lifetime -----------------------------------------------------------------------------------
     def __enter__(self) -> LabSession:
+        # a read-only or full results dir is found now, not when saving after the measurement
+        store.check_writable(self.results_dir)
         self._exit = contextlib.ExitStack()
         t0 = time.perf_counter()
         try:

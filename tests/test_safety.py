@@ -309,3 +309,22 @@ def test_serve_error_pages_hide_service_urls(stack):
     assert "hunter2" not in repr(meta) and "hunter3" not in repr(meta)
     cleansed = SecretsFilter().cleanse_setting("CACHES", {"default": {"LOCATION": "redis://:hunter4@h/0"}})
     assert "hunter4" not in repr(cleansed)
+
+
+def test_an_unwritable_results_dir_is_refused_before_anything_runs(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    done = labs("run", "n_plus_one", "--results-dir", str(blocker / "results"), timeout=60)
+    assert done.returncode == 2 and "cannot write results" in done.stderr and "nothing was run" in done.stderr
+    assert "PostgreSQL" not in done.stderr and "Traceback" not in done.stderr
+
+
+def test_two_ci_jobs_never_share_an_out_dir(tmp_path):
+    from harness.results import store
+
+    out = tmp_path / "ci-out"
+    with store.locked_dir(out, "labs ci"):
+        done = labs("ci", "--scenario", "n_plus_one", "--out-dir", str(out), "--results-dir", str(tmp_path / "r"),
+                    timeout=60)
+    assert done.returncode == 2 and "another labs ci is writing" in done.stderr, done.stderr[-1500:]
+    assert not (out / "summary.md").exists()

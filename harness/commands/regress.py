@@ -175,9 +175,12 @@ def ci_cmd(
 
     def confirming(suspects, attempt, total) -> None:
         note(f"timing regression in {', '.join(suspects)}: re-running to confirm ({attempt}/{total})")
+    from harness.results import store
+
     try:
-        with run_progress() as show, LabSession(stack=stack, project=project, results_dir=results_dir,
-                                                progress=show, notify=note, claim_database=own_database) as session:
+        with store.locked_dir(out_dir, "labs ci"), run_progress() as show, \
+                LabSession(stack=stack, project=project, results_dir=results_dir, progress=show, notify=note,
+                           claim_database=own_database) as session:
             result = gate(session, chosen, opts, baseline, limits, confirm, out_dir, suite, on_confirm=confirming)
     except KeyboardInterrupt:
         raise Interrupted("every service it started was stopped; partial results are saved marked "

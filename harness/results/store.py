@@ -17,13 +17,14 @@ than this code knows is refused with a clear message (never guessed).
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import tempfile
 from dataclasses import asdict
 from pathlib import Path
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from harness.errors import UsageError
@@ -179,6 +180,46 @@ def save(result: Result, directory: Path = DEFAULT_DIR) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def check_writable(directory: Path, room_bytes: int = 8 << 20) -> None:
+    """Fail before any work when results could not be saved: the directory cannot be created or
+    written, or its disk has less than `room_bytes` free."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=directory, prefix=".write-probe.", suffix=".tmp")
+        try:
+            os.write(fd, b"\0" * 4096)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+            os.unlink(probe)
+        free = os.statvfs(directory).f_bavail * os.statvfs(directory).f_frsize
+    except OSError as exc:
+        raise UsageError(f"cannot write results to {directory}/: {exc.strerror or exc}",
+                         hint="choose another place with --results-dir (nothing was run)") from None
+    if free < room_bytes:
+        raise UsageError(f"{directory}/ has only {free // 1024} KiB free: the results would not fit",
+                         hint="free some space or choose another --results-dir (nothing was run)")
+
+
+@contextlib.contextmanager
+def locked_dir(directory: Path, what: str) -> Iterator[Path]:
+    """Hold `directory` for one writer (a `labs ci` out-dir): a second one is refused at once with
+    a clear error instead of both writing and the last one winning. The lock dies with the process."""
+    import fcntl
+
+    check_writable(directory, room_bytes=0)
+    fh = open(directory / ".lock", "a+")  # noqa: SIM115 - held for the whole block
+    try:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise UsageError(f"another {what} is writing to {directory}/ right now",
+                             hint="give each job its own --out-dir, or wait for the other to finish") from None
+        yield directory
+    finally:
+        fh.close()
 
 
 def write_text_atomic(path: Path, text: str) -> Path:
