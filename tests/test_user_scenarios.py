@@ -106,3 +106,16 @@ def test_scaffold_runs_as_generated(tmp_path, runtime_dir):
     assert again.returncode == 2 and "exists already" in again.stderr
     bad = _labs("new", "scenario", "My-Query", cwd=tmp_path)
     assert bad.returncode == 2 and "bad scenario name" in bad.stderr
+
+
+@pytest.mark.parametrize("text, said", [
+    ("django_settings = 42\n", "django_settings must be a dotted module name"),
+    ('pythonpath = "src"\n', 'pythonpath = ["src"]'),
+    ('scenario_paths = ["perf", 3]\n', "scenario_paths must be a list of directories"),
+    ('django_setings = "a.settings"\n', "did you mean 'django_settings'"),
+])
+def test_a_config_mistake_is_a_clear_error(tmp_path, text, said):
+    (tmp_path / "labs.toml").write_text(text)
+    done = subprocess.run([sys.executable, "-m", "harness", "list"], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=60, env={**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent)})
+    assert done.returncode == 2 and said in done.stderr and "Traceback" not in done.stderr, done.stderr

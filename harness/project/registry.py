@@ -99,6 +99,21 @@ class Registry:
     config: Config = field(default_factory=Config)
 
 
+CONFIG_KEYS = {"scenario_paths": "a list of directories of scenario files",
+               "django_settings": "your settings module, a string",
+               "pythonpath": "a list of directories added to sys.path"}
+
+
+def _string_list(section: dict, key: str, path: Path) -> list[str]:
+    value = section.get(key, [])
+    if isinstance(value, str):  # "src" is one directory, not three
+        raise UsageError(f"{path}: {key} must be a list, got the string {value!r}", hint=f'{key} = ["{value}"]')
+    if not isinstance(value, list) or not all(isinstance(p, str) for p in value):
+        raise UsageError(f"{path}: {key} must be a list of directories (strings), got {value!r}",
+                         hint=f'{key} = ["."]')
+    return value
+
+
 def find_config(start: Path | None = None) -> Config:
     here = (start or Path.cwd()).resolve()
     for folder in (here, *here.parents):
@@ -113,11 +128,24 @@ def find_config(start: Path | None = None) -> Config:
             section = data if name == "labs.toml" else data.get("tool", {}).get("labs")
             if section is None:
                 continue
-            paths = section.get("scenario_paths", [])
-            if not isinstance(paths, list) or not all(isinstance(p, str) for p in paths):
-                raise UsageError(f"{path}: scenario_paths must be a list of directories")
-            return Config(path, tuple(folder / p for p in paths), section.get("django_settings"),
-                          tuple(folder / p for p in section.get("pythonpath", [])))
+            where = path.name if name == "labs.toml" else f"{path.name} [tool.labs]"
+            if not isinstance(section, dict):
+                raise UsageError(f"{path}: [tool.labs] must be a table")
+            unknown_keys = sorted(set(section) - set(CONFIG_KEYS))
+            if unknown_keys:
+                import difflib
+
+                guesses = {k: difflib.get_close_matches(k, CONFIG_KEYS, n=1) for k in unknown_keys}
+                said = ", ".join(f"{k!r}" + (f" (did you mean {g[0]!r}?)" if g else "") for k, g in guesses.items())
+                raise UsageError(f"{path}: unknown key {said} in {where}",
+                                 hint="the keys are " + ", ".join(f"{k} ({v})" for k, v in CONFIG_KEYS.items()))
+            paths = _string_list(section, "scenario_paths", path)
+            settings = section.get("django_settings")
+            if settings is not None and (not isinstance(settings, str) or not settings.strip()):
+                raise UsageError(f"{path}: django_settings must be a dotted module name in quotes, got {settings!r}",
+                                 hint='django_settings = "myproj.settings"')
+            return Config(path, tuple(folder / p for p in paths), settings,
+                          tuple(folder / p for p in _string_list(section, "pythonpath", path)))
     return Config()
 
 
