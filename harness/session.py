@@ -85,6 +85,11 @@ class LabSession:
         t0 = time.perf_counter()
         try:
             self.info = self._exit.enter_context(provider(self.stack).open(claim_empty=self.claim_database))
+            if (self.info.warm or self.info.kind == "external") and self.info.has("postgres"):
+                from harness.stack.ownership import exclusive_run
+
+                # a shared stack: runs take turns in its lab database (their seeds would collide)
+                self._exit.enter_context(exclusive_run(self.info.urls["postgres"], self.notify))
             interrupts.check()
         except BaseException:
             self._exit.close()

@@ -328,3 +328,36 @@ def test_two_ci_jobs_never_share_an_out_dir(tmp_path):
                     timeout=60)
     assert done.returncode == 2 and "another labs ci is writing" in done.stderr, done.stderr[-1500:]
     assert not (out / "summary.md").exists()
+
+
+@pytest.mark.stack
+def test_runs_on_a_shared_stack_take_turns(external, tmp_path):
+    import threading
+    import time
+
+    from harness.stack.ownership import ensure_owned, exclusive_run
+
+    stack, url = external
+    lab = with_database(url, "lab_turns")
+    ensure_owned(lab)
+    held, release = threading.Event(), threading.Event()
+
+    def other_run():
+        with exclusive_run(lab):
+            held.set()
+            release.wait(30)
+
+    holder = threading.Thread(target=other_run)
+    holder.start()
+    assert held.wait(30)
+    proc = subprocess.Popen([sys.executable, "-m", "harness", "run", "n_plus_one", "--stack", "external",
+                             "--no-chart", "--results-dir", str(tmp_path), "--param", "books=3", "--param",
+                             "catalog=30"], env={**os.environ, **external_env(stack, lab)},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(4)
+    assert proc.poll() is None and not list(tmp_path.glob("*.json"))  # it waits, writing nothing
+    release.set()
+    holder.join()
+    stdout, stderr = proc.communicate(timeout=240)
+    assert proc.returncode == 0, stderr[-2000:]
+    assert "another run is using the lab database 'lab_turns'" in stderr

@@ -43,7 +43,8 @@ INSTALL_HINTS = {
 
 @dataclass(frozen=True)
 class StackInfo:
-    """Where the services of one stack are. URLs carry no passwords for the embedded stack."""
+    """Where the services of one stack are. URLs carry the servers' secrets: anything stored or
+    printed goes through `redact` (`describe` holds no URL at all)."""
 
     kind: str
     urls: dict[str, str]

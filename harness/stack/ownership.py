@@ -10,6 +10,9 @@ without the marker is refused before anything is written to it.
 """
 from __future__ import annotations
 
+import contextlib
+import time
+
 from harness.errors import StackError, UsageError
 from harness.stack.urls import database_name, pg_connect_kwargs, redact
 
@@ -101,3 +104,33 @@ def _create(kwargs: dict, dbname: str) -> None:
                          f"{str(exc).strip().splitlines()[-1]}",
                          hint=f"create it (CREATE DATABASE {dbname}) and run with {CLAIM_FLAG}, or give a "
                               "user that may create databases") from None
+
+
+RUN_LOCK = 0x7065_7266_6C61_62  # "perflab": one run at a time in a lab database
+WAIT_NOTE_S = 1.0
+
+
+@contextlib.contextmanager
+def exclusive_run(url: str, notify=lambda _text: None, timeout_s: float = 3600.0):
+    """Hold the lab database for this run: a second run on the same warm or external stack waits
+    (saying so) instead of truncating and reseeding under the first one. The lock is PostgreSQL's
+    (a session advisory lock): it ends with the connection, so a killed run never leaves it held."""
+    import psycopg
+
+    conn = psycopg.connect(autocommit=True, **pg_connect_kwargs(url))
+    try:
+        t0 = time.monotonic()
+        told = False
+        while not conn.execute("SELECT pg_try_advisory_lock(%s)", [RUN_LOCK]).fetchone()[0]:
+            waited = time.monotonic() - t0
+            if waited > timeout_s:
+                raise StackError(f"another run held the lab database {database_name(url)!r} for {waited:.0f} s",
+                                 hint="wait for it to finish, or use the embedded stack (a private one per run)")
+            if not told and waited >= WAIT_NOTE_S:
+                notify(f"another run is using the lab database {database_name(url)!r} on this stack: waiting "
+                       "for it to finish (runs on a shared stack take turns)")
+                told = True
+            time.sleep(0.25)
+        yield
+    finally:
+        conn.close()
