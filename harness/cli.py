@@ -19,6 +19,7 @@ from typer.core import TyperGroup
 
 from harness import interrupts
 from harness.commands.console import err, say_interrupted, told_interrupt
+from harness.measure.deadline import exit_despite_leaked_threads
 from harness.errors import EXIT_INTERRUPTED, LabsError
 
 
@@ -92,6 +93,7 @@ def main() -> None:
         err.print(f"[bold red]internal error:[/bold red] {exc!r}\nthe traceback is in {path}; please report it")
         sys.exit(70)
     if code != EXIT_INTERRUPTED and not interrupts.requested():
+        exit_despite_leaked_threads(code, lambda text: err.print(f"[yellow]warning:[/yellow] {text}", highlight=False))
         sys.exit(code)
     # An interrupt arrived; every `finally` has run, so every child is stopped.
     if code == EXIT_INTERRUPTED and not told_interrupt():

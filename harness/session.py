@@ -207,7 +207,8 @@ def parse_params(items: Sequence[str]) -> dict[str, str]:
 
 def plan_run(names: Sequence[str], *, profile: str, variants: str | None, params: Sequence[str],
              project: Project, seed: int = 42, results_dir: Path = Path("results"), stack: str = "embedded",
-             processes: int | None = None, gc: bool = True) -> tuple[list[Scenario], RunOptions]:
+             processes: int | None = None, gc: bool = True,
+             case_timeout_s: float | None = None) -> tuple[list[Scenario], RunOptions]:
     """Validate a run request before any server starts: scenario names ('all' expands), profile,
     variants, NAME=VALUE parameters — each mistake a UsageError naming the choices."""
     from harness.errors import unknown
@@ -236,4 +237,6 @@ def plan_run(names: Sequence[str], *, profile: str, variants: str | None, params
                 raise unknown("variant", name, known)
     opts = RunOptions(tuple(sc.name for sc in chosen), profile, wanted, stack, str(results_dir), seed, overrides,
                       django_settings=project.django_settings, processes=processes, gc=gc)
+    if case_timeout_s is not None:
+        opts = replace(opts, case_timeout_s=case_timeout_s)
     return chosen, opts

@@ -361,3 +361,54 @@ def test_runs_on_a_shared_stack_take_turns(external, tmp_path):
     stdout, stderr = proc.communicate(timeout=240)
     assert proc.returncode == 0, stderr[-2000:]
     assert "another run is using the lab database 'lab_turns'" in stderr
+
+
+HANGS = '''import threading
+import time
+
+from harness.scenario import Case, Scenario, Variant
+
+
+def forever(ctx):
+    def unit():
+        try:
+            while True:
+                time.sleep(0.05)
+        except Exception:  # a variant that swallows errors still ends at the deadline
+            pass
+    return unit
+
+
+def leaky(ctx):
+    threading.Thread(target=time.sleep, args=(3600,), name="leaked-sleeper").start()  # not a daemon
+    return lambda: sum(range(100))
+
+
+SCENARIO = Scenario(
+    name="hangs", title="one case never returns", requires=frozenset({"postgres"}),
+    profiles={"quick": {}, "full": {}},
+    cases=lambda p: [Case("stuck", {}, "a", (Variant("a", forever), Variant("b", forever))),
+                     Case("fine", {}, "a", (Variant("a", leaky), Variant("b", lambda ctx: lambda: sum(range(50)))))],
+)
+'''
+
+
+@pytest.mark.stack
+def test_a_case_that_never_returns_times_out_and_the_rest_is_kept(tmp_path):
+    import time
+
+    (tmp_path / "perf").mkdir()
+    (tmp_path / "perf" / "hangs.py").write_text(HANGS)
+    (tmp_path / "labs.toml").write_text('scenario_paths = ["perf"]\n')
+    t0 = time.monotonic()
+    done = subprocess.run([sys.executable, "-m", "harness", "run", "hangs", "--case-timeout", "4", "--no-chart",
+                           "--results-dir", str(tmp_path / "results")], capture_output=True, text=True, cwd=tmp_path,
+                          timeout=180, env={**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent)})
+    elapsed = time.monotonic() - t0
+    assert done.returncode == 1, done.stdout[-2000:] + done.stderr[-2000:]
+    (saved,) = (tmp_path / "results").glob("*.json")
+    result = json.loads(saved.read_text())
+    assert result["complete"] is False and "case stuck of hangs timed out after 4 s" in result["reason"]
+    assert [c["name"] for c in result["cases"]] == ["fine"]  # the other case was measured and kept
+    assert "still running at exit (leaked-sleeper" in done.stderr  # and the process did not hang
+    assert elapsed < 120

@@ -15,6 +15,7 @@ from harness.project import registry
 from harness.results import store
 
 from harness.commands.options import OwnDatabase, ResultsDir, StackOpt  # noqa: E402
+from harness.measure.deadline import DEFAULT_CASE_TIMEOUT_S  # noqa: E402
 
 RunRef = Annotated[str, typer.Argument(metavar="RUN_ID|latest|previous|FILE", help="Which run.")]
 Processes = Annotated[Optional[int], typer.Option(
@@ -61,6 +62,9 @@ def run_cmd(
     processes: Processes = None,
     no_gc: NoGc = False,
     own_database: OwnDatabase = False,
+    case_timeout: Annotated[float, typer.Option(
+        help="Seconds a case may run before it is dropped as timed out (the rest of the run is kept); 0: no "
+             "limit.", min=0)] = DEFAULT_CASE_TIMEOUT_S,
 ) -> None:
     """Run scenarios: verify every variant, time them in interleaved rounds, save and show the result."""
     from harness.project.registry import Project
@@ -68,7 +72,8 @@ def run_cmd(
 
     project = Project.resolve(django_settings)
     chosen, opts = plan_run(scenarios, profile=profile, variants=variants, params=param or [], project=project,
-                            seed=seed, results_dir=results_dir, stack=stack, processes=processes, gc=not no_gc)
+                            seed=seed, results_dir=results_dir, stack=stack, processes=processes, gc=not no_gc,
+                            case_timeout_s=case_timeout)
     for problem in registry.registry().problems:
         warn(problem)
     try:

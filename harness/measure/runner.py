@@ -31,6 +31,7 @@ from harness.errors import LabsError, StackError, UsageError, unknown
 from harness.measure import counters as counting
 from harness.measure import stats
 from harness.measure.contract import Case, Context, FixedLoops, Scenario, SelfTimed, Unit, Variant, VariantRun
+from harness.measure.deadline import DEFAULT_CASE_TIMEOUT_S, CaseTimedOut, deadline
 from harness.measure.rounds import (Budget, calibrate, calibrate_all, measure_rounds,  # noqa: F401
                                     measure_self_timed, warm_up)
 from harness.measure.summary import merge_processes, with_ratios  # noqa: F401
@@ -67,6 +68,8 @@ class RunOptions:
     0: measure in this process)."""
     gc: bool = True
     """The garbage collector runs during timed samples, as in production (False: --no-gc)."""
+    case_timeout_s: float = DEFAULT_CASE_TIMEOUT_S
+    """A case still running after this long is dropped as timed out; the run goes on (0: never)."""
 
 
 @dataclass(frozen=True)
@@ -137,6 +140,7 @@ def run_scenario(
     components = stack.components
     timings: dict[str, float] = {}
     done: list[CaseResult] = []
+    timed_out: list[str] = []
 
     def partial(reason: str) -> Result:
         return finish_result(scenario, opts, run_id, started, done, env, timings, False, reason, summarize=False)
@@ -166,8 +170,14 @@ def run_scenario(
             interrupts.check()
             assert_stack_alive(stack)
             role = Role(process, (loops or {}).get(case.name), _order_seed(opts.seed, index, process))
-            result = _run_case(scenario.name, case, index, len(cases), opts, components, budget,
-                               progress, clock, Path(opts.results_dir) / run_id, shared, role)
+            try:
+                with deadline(opts.case_timeout_s, f"case {case.name} of {scenario.name}"):
+                    result = _run_case(scenario.name, case, index, len(cases), opts, components, budget,
+                                       progress, clock, Path(opts.results_dir) / run_id, shared, role)
+            except CaseTimedOut as exc:
+                timed_out.append(exc.message)
+                _reset_connections()  # the variant may have left a transaction open mid-statement
+                continue
             done.append(result)
             if on_case is not None:
                 on_case(result)
@@ -195,9 +205,23 @@ def run_scenario(
         raise StackError(dead, hint="check the service's log; `labs stack status` shows a warm stack") from exc
 
     _close_run(scenario, run_ctx)
-    result = finish_result(scenario, opts, run_id, started, done, env, timings, True, summarize=summarize)
+    if timed_out:  # the other cases are kept; the run is not complete without these
+        result = finish_result(scenario, opts, run_id, started, done, env, timings, False, "; ".join(timed_out),
+                               summarize=False)
+    else:
+        result = finish_result(scenario, opts, run_id, started, done, env, timings, True, summarize=summarize)
     progress(ProgressEvent(scenario.name, "done"))
     return result
+
+
+def _reset_connections() -> None:
+    try:
+        from django.db import connections
+
+        for conn in connections.all(initialized_only=True):
+            conn.close()
+    except Exception:  # noqa: BLE001 - Django not configured, or the connection already gone
+        pass
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,7 @@ from typing import Any
 from harness import interrupts
 from harness.errors import LabsError, StackError, UsageError
 from harness.measure.contract import Scenario
+from harness.measure.deadline import exit_despite_leaked_threads
 from harness.measure.runner import Budget, ProgressEvent, RunOptions, finish_result
 from harness.measure.summary import merge_processes
 from harness.results.model import CaseResult, Result
@@ -67,6 +68,7 @@ def run_in_processes(
     loops: dict[str, dict[str, int]] = {}
     timings: dict[str, float] = {"seed_s": 0.0, "measure_s": 0.0, "workers_s": 0.0}
     head: dict[str, Any] = {}
+    gaps: list[str] = []
 
     def merged(complete: bool, reason: str | None = None) -> Result:
         cases = [merge_processes(runs) for runs in per_case.values()]
@@ -86,6 +88,8 @@ def run_in_processes(
                     if index == 0:
                         loops[case.name] = {n: v.loops for n, v in case.variants.items() if not v.skipped}
                 elif kind == "done":
+                    if payload.get("incomplete"):  # a case timed out in this process
+                        gaps.append(f"process {index + 1}: {payload['incomplete']}")
                     if index == 0:
                         head.update(payload.get("head", {}))
                     for key in ("seed_s", "measure_s"):
@@ -99,7 +103,7 @@ def run_in_processes(
         if on_partial and not isinstance(exc, UsageError):
             on_partial(merged(False, exc.message))
         raise
-    return merged(True)
+    return merged(not gaps, "; ".join(gaps) or None)
 
 
 def _worker(spec: dict, progress: Callable[[ProgressEvent], None]):
@@ -212,6 +216,7 @@ def main() -> None:
     try:
         spec = json.loads(sys.stdin.readline())
         _serve(spec)
+        exit_despite_leaked_threads(0, lambda text: print(f"warning: {text}", file=sys.stderr, flush=True))
     except KeyboardInterrupt:
         _report({"class": "KeyboardInterrupt"}, 130)
     except LabsError as exc:
@@ -261,7 +266,7 @@ def _serve(spec: dict) -> None:
     result = run_scenario(scenario, opts, stack, progress=progress, env=spec["env"], run_id=spec["run_id"],
                           process=spec["index"], loops=spec["loops"],
                           on_case=lambda case: _send("case", payload=case_to_dict(case)), summarize=False)
-    _send("done", payload={"timings": result.timings,
+    _send("done", payload={"timings": result.timings, "incomplete": None if result.complete else result.reason,
                            "head": {"params": result.params, "metrics": result.metrics}})
 
 

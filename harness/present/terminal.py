@@ -6,6 +6,7 @@ from collections.abc import Iterable
 
 from rich.console import Console, Group
 from rich.markdown import Markdown
+from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
@@ -127,5 +128,6 @@ def terminal(result: Result, console: Console | None = None, lesson_text: str = 
     if note:
         console.print(f"[dim]{note}[/dim]")
     verdict = "[green]all checks passed[/green]" if result.ok else (
-        "[red]incomplete[/red]" if not result.complete else f"[red]{len(failed)} check(s) failed[/red]")
+        f"[red]incomplete[/red] ({escape(result.reason or 'no reason recorded')})" if not result.complete
+        else f"[red]{len(failed)} check(s) failed[/red]")
     console.print(f"{verdict} · timings: " + ", ".join(f"{k} {v:.1f}s" for k, v in result.timings.items()))
