@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from harness.errors import LabsError
@@ -137,3 +137,105 @@ def _history_charts(new, results_dir: Path, out_dir: Path) -> list[Path]:
         except LabsError:
             pass  # a scenario without history (or without ratios) has no history chart yet
     return files
+
+
+def paired_gate(session: LabSession, scenarios: Sequence[Scenario], opts: RunOptions, against: str,
+                thresholds: Sequence[Threshold] = (), confirm: int = 1, out_dir: Path = Path("ci-out"),
+                suite: str = "quick", baseline: str = "main", on_stage=None,
+                stage_pairs: tuple[int, int] | None = None) -> Gate:
+    """`labs ci --against REF`: measure REF (a worktree) and the working tree in paired processes
+    on the session's stack (harness.measure.commits), judge each timing row from the per-pair
+    differences in up to two stages (harness.results.paired), counters exactly; a scenario whose
+    base side cannot run falls back to the stored baseline `baseline`, saying so."""
+    import time
+
+    from harness.measure import commits
+    from harness.measure.runner import new_run_id
+    from harness.measure.workers import _stack_dict
+    from harness.present import charts
+    from harness.project import registry
+    from harness.results import paired
+
+    stages = stage_pairs or commits.STAGE_PAIRS
+    minimum = {t.metric: t.fraction for t in thresholds if t.metric in paired.GATED}
+    root = commits.repo_root()
+    rel = Path.cwd().resolve().relative_to(root)
+    head = commits.head_commit(root)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    runs: list[SavedRun] = []
+    comparisons: list[Comparison] = []
+    fallback: list[Scenario] = []
+    notes: list[str] = []
+    files: list[Path] = []
+    with commits.worktree(against, root) as (tree, sha):
+        for sc in scenarios:
+            settings = None if registry.is_builtin(sc.name) else opts.django_settings
+            sc_opts = replace(opts, params={k: v for k, v in opts.params.items() if k in sc.profile_params(opts.profile)},
+                              results_dir=str(session.results_dir), stack=session.stack)
+            run = commits.PairedRun(sc.name, commits.Side("base", tree / rel, sha, "_base"),
+                                    commits.Side("candidate", None, head, ""))
+            run_id, started, env = new_run_id(sc.name), time.time(), session.env()
+            args = (sc.name, settings, sc_opts, _stack_dict(session._info()), env)
+            try:
+                if on_stage:
+                    on_stage(sc.name, 1, stages[0])
+                commits.run_pairs(run, *args, stages[0], session.progress, run_id)
+            except commits.BaseUnavailable as exc:
+                notes.append(f"{sc.name}: the base commit {sha[:10]} cannot run it ({exc.message}); compared with "
+                             f"the stored baseline `{baseline}` instead")
+                fallback.append(sc)
+                continue
+            staged = [paired.tests_of({k: commits.per_pair(run, *k) for k in commits.rows_of(run)})]
+            looks = 2 if confirm > 0 else 1
+            suspect = paired.suspects(staged[0], paired.judge(staged[0], paired.ALPHA / looks, minimum), minimum)
+            if suspect and confirm > 0:
+                if on_stage:
+                    on_stage(sc.name, 2, stages[1])
+                commits.run_pairs(run, *args, stages[1], session.progress, run_id)
+                staged.append(paired.tests_of({k: commits.per_pair(run, *k) for k in commits.rows_of(run)}))
+            base_result = commits.side_result(run, run.base, sc, sc_opts, run_id, started, env)
+            cand_result = commits.side_result(run, run.candidate, sc, sc_opts, run_id, started, env)
+            store.save(base_result, session.results_dir)
+            runs.append(SavedRun(cand_result, store.save(cand_result, session.results_dir), sc))
+            comparisons.append(paired.compare_paired(f"{against} ({sha[:10]})", base_result,
+                                                     f"this tree ({head[:10]})", cand_result, staged, minimum,
+                                                     looks=2 if confirm > 0 else 1))
+    lines = [f"## Perf Lab · suite {suite} · {len(scenarios)} scenario(s) · against {against}", ""]
+    for run in runs:
+        r = run.result
+        png = charts.result_png(r, out_dir / f"{r.run_id}.png")
+        files.append(png)
+        status = "ok" if r.ok else ("incomplete" if not r.complete else "CHECK FAILED")
+        lines.append(f"- **{r.scenario}** ({status}) — {r.run_id} · chart `{png.name}`")
+    comparison = None
+    if comparisons:
+        comparison = Comparison(comparisons[0].base_label, comparisons[0].new_label,
+                                tuple(row for c in comparisons for row in c.rows), comparisons[0].thresholds,
+                                tuple(n for c in comparisons for n in c.notes) + tuple(notes), paired.ALPHA,
+                                comparisons[0].method)
+        lines += ["", cmp.to_markdown(comparison)]
+    elif notes:
+        lines += ["", *[f"- {n}" for n in notes]]
+    problems: tuple[str, ...] = ()
+    if fallback:
+        # the stored-baseline gate for what the base commit could not run
+        rest = gate(session, fallback, opts, baseline, thresholds, confirm, out_dir / "fallback", suite)
+        runs += rest.runs
+        lines += ["", "### Compared with the stored baseline (the base commit could not run these)", "", rest.summary]
+        problems += rest.problems
+        if rest.comparison is not None:
+            comparison = rest.comparison if comparison is None else replace(
+                comparison, rows=comparison.rows + rest.comparison.rows, notes=comparison.notes + rest.comparison.notes)
+        elif comparison is None:
+            problems += tuple(f"{s.name}: no base to compare with (base commit cannot run it, no baseline "
+                              f"`{baseline}`)" for s in fallback)
+    summary = "\n".join(lines) + "\n"
+    files.append(store.write_text_atomic(out_dir / "summary.md", summary))
+    step = os.environ.get("GITHUB_STEP_SUMMARY")
+    if step:
+        with open(step, "a") as fh:
+            fh.write(summary)
+    new = [r.result for r in runs]
+    problems += tuple(f"{r.scenario}: " + ("incomplete run: " + (r.reason or "?") if not r.complete
+                                           else "a check failed") for r in new if not r.ok)
+    return Gate(tuple(runs), comparison, summary, tuple(files), problems)

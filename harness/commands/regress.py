@@ -158,11 +158,17 @@ def ci_cmd(
                                               "only regressions seen every time count.", min=0, max=5)] = 1,
     django_settings: Annotated[Optional[str], typer.Option(help="Your project's Django settings (default: "
                                                                 "labs.toml).")] = None,
+    against: Annotated[Optional[str], typer.Option(
+        help="A git ref (origin/main, a tag, the last measured commit) to measure in the same job, in paired "
+             "processes interleaved with this tree: sees 3-5 % where stored baselines see 25 %.")] = None,
 ) -> None:
     """Nightly job: run the suite, compare with the baseline, write summary and charts; exit 1 on regression.
 
-    The markdown summary also goes to $GITHUB_STEP_SUMMARY; timing regressions are confirmed by a re-run."""
-    from harness.ci import SUITES, gate
+    With --against REF, REF and this tree are measured in one job (pairs of processes, alternating)
+    and judged from the per-pair differences; a suspect row earns a second stage of pairs. Without
+    it, the run is compared with the stored baseline and timing regressions are confirmed by a re-run.
+    The markdown summary also goes to $GITHUB_STEP_SUMMARY."""
+    from harness.ci import SUITES, gate, paired_gate
     from harness.project.registry import Project
     from harness.session import LabSession, plan_run
 
@@ -175,13 +181,22 @@ def ci_cmd(
 
     def confirming(suspects, attempt, total) -> None:
         note(f"timing regression in {', '.join(suspects)}: re-running to confirm ({attempt}/{total})")
+
+    def staging(scenario, stage, pairs) -> None:
+        note(f"{scenario}: stage {stage}, {pairs} pairs of processes (base {against}, then this tree, alternating)"
+             if stage == 1 else f"{scenario}: a row leans slower: stage 2 adds {pairs} pairs")
     from harness.results import store
 
     try:
         with store.locked_dir(out_dir, "labs ci"), run_progress() as show, \
                 LabSession(stack=stack, project=project, results_dir=results_dir, progress=show, notify=note,
                            claim_database=own_database) as session:
-            result = gate(session, chosen, opts, baseline, limits, confirm, out_dir, suite, on_confirm=confirming)
+            if against:
+                result = paired_gate(session, chosen, opts, against, limits, confirm, out_dir, suite, baseline,
+                                     on_stage=staging)
+            else:
+                result = gate(session, chosen, opts, baseline, limits, confirm, out_dir, suite,
+                              on_confirm=confirming)
     except KeyboardInterrupt:
         raise Interrupted("every service it started was stopped; partial results are saved marked "
                           "incomplete") from None

@@ -106,10 +106,12 @@ def run_in_processes(
     return merged(not gaps, "; ".join(gaps) or None)
 
 
-def _worker(spec: dict, progress: Callable[[ProgressEvent], None]):
-    """Start one worker, send it the spec, yield (kind, payload) messages until it is done."""
+def _worker(spec: dict, progress: Callable[[ProgressEvent], None], hash_seed: str = "random"):
+    """Start one worker, send it the spec, yield (kind, payload) messages until it is done.
+    `hash_seed`: "random" (each process its own: part of what varies), or the one both processes
+    of a commit pair share (harness.measure.commits)."""
     argv = [sys.executable, "-m", "harness.measure.workers"]
-    env = {**os.environ, "PYTHONHASHSEED": "random"}  # each process its own hash seed: part of what varies
+    env = {**os.environ, "PYTHONHASHSEED": hash_seed}
     if spec["settings"]:  # a user's scenario: its project's names (even `labs`, `scenarios`) are its own
         env["LABS_USER_WORKER"] = "1"
     proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=None, text=True,
@@ -251,6 +253,12 @@ def _serve(spec: dict) -> None:
 
     stack = StackInfo(spec["stack"]["kind"], spec["stack"]["urls"], spec["stack"]["versions"],
                       spec["stack"]["warm"], frozenset(spec["stack"]["startable"]))
+    if spec.get("root"):  # one side of a commit pair: that tree's project, scenarios and settings
+        os.chdir(spec["root"])
+        if not spec["settings"]:
+            sys.path.insert(0, spec["root"])  # the lab's own `labs` and `scenarios` of that tree
+    if spec.get("db_suffix"):  # …in a database of its own (its schema may differ from the other side's)
+        os.environ["LABS_DB_SUFFIX"] = spec["db_suffix"]
     reg = registry.registry()  # the project's paths go on sys.path (after the lab's packages, unless a user worker)
     if spec["settings"] and not reg.config.pythonpath:
         root = str(reg.config.path.parent if reg.config.path else os.getcwd())

@@ -54,8 +54,9 @@ def summary_line(comparison: Comparison) -> str:
 def to_markdown(comparison: Comparison, everything: bool = False) -> str:
     th = ", ".join(f"{k} {v * 100:g}%" for k, v in sorted(comparison.thresholds.items()))
     lines = [f"### labs compare: {comparison.base_label} → {comparison.new_label}", "",
-             f"**{summary_line(comparison)}** (timings: p < {comparison.alpha:g} after Holm over all timing rows "
-             f"and past a minimum effect — {th}; counters exact)", ""]
+             f"**{summary_line(comparison)}** (timings: " + (comparison.method or
+                 f"p < {comparison.alpha:g} after Holm over all timing rows") +
+             f" and past a minimum effect — {th}; counters exact)", ""]
     rows = interesting(comparison, everything)
     if rows:
         lines += ["| scenario | case | variant | metric | base | new | change [95% CI] | verdict |",

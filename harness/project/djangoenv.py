@@ -26,6 +26,14 @@ def setup(stack: StackInfo, user_settings: str | None = None, migrate: bool = Tr
         return
     for var in ENV_VARS.values():
         os.environ.pop(var, None)
+    suffix = os.environ.get("LABS_DB_SUFFIX", "")
+    if suffix and not user_settings and "DATABASE_URL" in env:
+        # one side of a commit pair (harness.measure.commits): the lab's project in its own database
+        from harness.stack import ensure_database
+        from harness.stack.urls import database_name, with_database
+
+        env["DATABASE_URL"] = with_database(env["DATABASE_URL"], database_name(env["DATABASE_URL"]) + suffix)
+        ensure_database(env["DATABASE_URL"])
     os.environ.update(env)
     if user_settings:
         import importlib.util
@@ -80,7 +88,8 @@ def user_database_url(base: str, user_settings: str) -> str:
 
     from harness.stack.urls import with_database
 
-    return with_database(base, "labs_" + re.sub(r"[^a-z0-9_]", "_", user_settings.lower())[:40])
+    suffix = os.environ.get("LABS_DB_SUFFIX", "")  # one side of a commit pair: a database of its own
+    return with_database(base, "labs_" + re.sub(r"[^a-z0-9_]", "_", user_settings.lower())[:40] + suffix)
 
 
 SEED_LOCK_KEY = int.from_bytes(b"labseed", "big")

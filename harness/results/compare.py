@@ -106,6 +106,8 @@ class Comparison:
     thresholds: dict[str, float] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
     alpha: float = ALPHA
+    method: str = ""
+    """How timing rows were judged, when not the stored-run gate (the paired one says so)."""
 
     @property
     def regressions(self) -> list[Row]:
