@@ -20,6 +20,26 @@ from harness.session import LabSession, SavedRun
 
 SUITES = {"quick": "quick", "nightly": "nightly", "full": "full"}
 """Suite name -> profile."""
+LAST_MEASURED = "last-measured"
+"""`--against last-measured`: the newest commit with a complete stored run (a nightly job)."""
+
+
+def last_measured(results_dir: Path, head: str, root: Path) -> str | None:
+    """The commit of the newest complete stored run that is not HEAD and that this repository has."""
+    import subprocess
+
+    for path in reversed(store.list_runs(results_dir)):
+        try:
+            r = store.load(path)
+        except LabsError:
+            continue
+        sha = r.env.get("git_sha")
+        if not r.complete or not sha or sha == head or str(sha).endswith("-dirty"):
+            continue
+        known = subprocess.run(["git", "cat-file", "-e", f"{sha}^{{commit}}"], cwd=root, capture_output=True)
+        if known.returncode == 0:
+            return str(sha)
+    return None
 
 
 @dataclass(frozen=True)
@@ -161,6 +181,18 @@ def paired_gate(session: LabSession, scenarios: Sequence[Scenario], opts: RunOpt
     root = commits.repo_root()
     rel = Path.cwd().resolve().relative_to(root)
     head = commits.head_commit(root)
+    if against == LAST_MEASURED:
+        found = last_measured(session.results_dir, head, root)
+        if found is None:
+            # nothing measured before (a first night): the stored-baseline gate, said in the summary
+            result = gate(session, scenarios, opts, baseline, thresholds, confirm, out_dir, suite)
+            note = (f"\n_No earlier commit was measured in `{session.results_dir}/` (`--against {LAST_MEASURED}`): "
+                    f"compared with the stored baseline `{baseline}` instead._\n")
+            store.write_text_atomic(out_dir / "summary.md", result.summary + note)
+            return replace(result, summary=result.summary + note,
+                           problems=result.problems + (() if result.comparison is not None else (
+                               f"no earlier commit measured and no baseline `{baseline}`: nothing was compared",)))
+        against = found
     out_dir.mkdir(parents=True, exist_ok=True)
     runs: list[SavedRun] = []
     comparisons: list[Comparison] = []

@@ -412,3 +412,9 @@ def test_a_case_that_never_returns_times_out_and_the_rest_is_kept(tmp_path):
     assert [c["name"] for c in result["cases"]] == ["fine"]  # the other case was measured and kept
     assert "still running at exit (leaked-sleeper" in done.stderr  # and the process did not hang
     assert elapsed < 120
+
+
+def test_a_parameter_too_big_for_the_machine_is_refused(tmp_path):
+    done = labs("run", "n_plus_one", "--param", "catalog=10000000000", "--results-dir", str(tmp_path), timeout=60)
+    assert done.returncode == 2 and "above the lab's limit" in done.stderr and "Traceback" not in done.stderr
+    assert not list(tmp_path.glob("*.json"))

@@ -75,8 +75,9 @@ def baseline_save(
     runs: Annotated[Optional[list[str]], typer.Argument(help="Runs to keep (default: newest complete run of each scenario).")] = None,
     results_dir: ResultsDir = Path("results"),
     count: Annotated[int, typer.Option("--runs", help="Keep the newest N complete runs of each scenario: the "
-                                                      "baseline then carries its own run-to-run noise.",
-                                       min=1, max=50)] = 1,
+                                                      "baseline then carries its own run-to-run noise (fewer "
+                                                      "are kept when fewer exist).",
+                                       min=1, max=50)] = 3,
 ) -> None:
     """Copy runs into results/baselines/NAME/ (commit that folder: CI compares against it)."""
     for p in store.save_baseline(name, list(runs or []), results_dir, runs=count):

@@ -385,12 +385,32 @@ class Scenario:
                 raise UsageError(f"scenario {self.name} has no parameter {key!r} "
                                  f"(parameters: {', '.join(sorted(params)) or 'none'})")
             params[key] = _coerce(key, value, params[key])
+            _check_ceiling(key, params[key], self._ceiling(key))
         return params
+
+    def _ceiling(self, key: str) -> float:
+        """The largest value a parameter may be given: 100× the largest any profile uses (at
+        least 10,000) — enough to explore, not enough to exhaust the machine by a typo."""
+        values: list[float] = []
+        for profile in self.profiles:
+            v = self.profile_params(profile).get(key)
+            for item in (v if isinstance(v, (list, tuple)) else [v]):
+                if isinstance(item, (int, float)) and not isinstance(item, bool):
+                    values.append(float(item))
+        return max(10_000.0, 100 * max(values, default=0.0))
 
     def lesson_text(self) -> str:
         if self.lesson_file and self.lesson_file.exists():
             return self.lesson_file.read_text()
         return ""
+
+
+def _check_ceiling(key: str, value: Any, ceiling: float) -> None:
+    for item in (value if isinstance(value, (list, tuple)) else [value]):
+        if isinstance(item, (int, float)) and not isinstance(item, bool) and item > ceiling:
+            raise UsageError(f"parameter {key}={item:g} is above the lab's limit for it ({ceiling:,.0f}: 100× the "
+                             "largest profile's value); data that big would exhaust the machine",
+                             hint=f"use a value up to {ceiling:,.0f}")
 
 
 def _coerce(key: str, value: Any, like: Any) -> Any:

@@ -248,10 +248,12 @@ def compare(base_label: str, base: list[Result], new_label: str, new: list[Resul
             rows.append(Row(result.scenario, "*", "*", "profile", None, None, verdict="incomparable",
                             detail=f"profile {old.profile} vs {result.profile}"))
             continue
-        machine = [k for k in MACHINE_KEYS if old.env.get(k) != result.env.get(k)]
-        if old.env.get("machine_class") and result.env.get("machine_class") and \
-                old.env["machine_class"] != result.env["machine_class"]:
-            machine.append("machine class")  # LABS_MACHINE_CLASS: CI runners of another kind
+        if old.env.get("machine_class") and result.env.get("machine_class"):
+            # LABS_MACHINE_CLASS names the kind of machine and wins over the CPU model string (CI
+            # runners of one kind report varying model strings; two kinds may share one)
+            machine = ["machine class"] if old.env["machine_class"] != result.env["machine_class"] else []
+        else:
+            machine = [k for k in MACHINE_KEYS if old.env.get(k) != result.env.get(k)]
         if machine:
             notes.append(f"{result.scenario}: measured on another machine ({', '.join(machine)} differ): timings are "
                          "incomparable; counters and checks are still compared exactly")
