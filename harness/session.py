@@ -76,6 +76,8 @@ class LabSession:
     stack_s: float = 0.0
     _exit: contextlib.ExitStack | None = None
     _env: dict[str, Any] | None = None
+    partials: list[Path] = field(default_factory=list)
+    """Partial results saved by this session (an interrupt, a dead service)."""
 
     # -- lifetime -----------------------------------------------------------------------------------
     def __enter__(self) -> LabSession:
@@ -164,7 +166,15 @@ class LabSession:
 
     def _save_partial(self, result: Result) -> None:
         path = store.save(replace(result, timings={"stack_s": self.stack_s, **result.timings}), self.results_dir)
+        self.partials.append(path)
         self.notify(f"partial result saved (complete: false) to {path}")
+
+    def interrupted_note(self) -> str:
+        """What an interrupted command kept, as it was (not as it might have been)."""
+        stopped = "every service this run started was stopped"
+        if self.partials:
+            return f"{stopped}; the partial result is saved marked incomplete ({self.partials[-1]})."
+        return f"{stopped}; nothing had been measured yet, so no result was saved."
 
     @contextlib.contextmanager
     def prepared(self, scenario: Scenario, profile: str, params: Mapping[str, Any]) -> Iterator[Prepared]:

@@ -19,13 +19,21 @@ from celery import Celery
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "labs.settings")
 
 
+KEY_PREFIX = "labs."
+"""Of every Redis key the lab's Celery writes (broker queues, bindings, unacked, results)."""
+
+
 def make_app(broker: str, backend: str | None = None, **conf) -> Celery:
     app = Celery("labs", broker=broker, backend=backend or None)
     app.conf.update(
         task_serializer="json", accept_content=["json"], result_serializer="json",
         task_ignore_result=not backend, worker_hijack_root_logger=False,
         broker_connection_retry_on_startup=True, worker_send_task_events=False,
-        broker_transport_options={"visibility_timeout": float(os.environ.get("LABS_CELERY_VISIBILITY", 3600))},
+        # every key the broker and the result backend write on Redis starts with `labs.` (kombu's and
+        # Celery's global_keyprefix): on a shared Redis the lab finds and removes exactly its own
+        broker_transport_options={"visibility_timeout": float(os.environ.get("LABS_CELERY_VISIBILITY", 3600)),
+                                  "global_keyprefix": KEY_PREFIX},
+        result_backend_transport_options={"global_keyprefix": KEY_PREFIX},
         result_expires=600,
     )
     app.conf.update(conf)

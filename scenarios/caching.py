@@ -656,7 +656,13 @@ def cases(params) -> list[Case]:
 
 def setup(ctx: Context) -> Shared:
     common.seed_catalog_for(ctx, at_least=ctx.params["keys"])
+    ctx.on_close(_forget_keys)  # a shared Redis is left as it was found: no `labs:*` keys behind
     return Shared()
+
+
+def _forget_keys() -> None:
+    if os.environ.get("REDIS_URL"):
+        reset_cache("default")
 
 
 def summarize(result) -> list[str]:

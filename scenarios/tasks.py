@@ -457,11 +457,11 @@ def _granularity_variant(mode: str):
 def _result_keys(rig: TaskRig) -> int:
     import redis
 
-    from harness.measure.celeryrig import REDIS_RESULTS_DB
+    from labs.celery_app import KEY_PREFIX
 
-    client = redis.Redis.from_url(rig.redis_db(REDIS_RESULTS_DB))
+    client = redis.Redis.from_url(rig.redis_url)
     try:
-        return sum(1 for _ in client.scan_iter("celery-task-meta-*", count=1000))
+        return sum(1 for _ in client.scan_iter(f"{KEY_PREFIX}celery-task-meta-*", count=1000))
     finally:
         client.close()
 

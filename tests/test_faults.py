@@ -141,6 +141,9 @@ def test_interrupt_at_each_phase(tmp_path, runtime_dir, phase, sig):
     assert proc.returncode == 130, err[-2000:]
     assert "interrupted" in err and "Traceback" not in err + out
     files = [json.loads(f.read_text()) for f in tmp_path.glob("*.json")]
+    # the message says what was kept, as it was
+    assert ("partial result is saved" in err) == bool(files), err[-1500:]
+    assert ("no result was saved" in err) == (not files), err[-1500:]
     if phase == "measuring":
         assert [(f["complete"], f["reason"]) for f in files] == [(False, "interrupted")], \
             "a run interrupted while measuring is saved, marked incomplete"

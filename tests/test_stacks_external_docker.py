@@ -161,3 +161,15 @@ def test_external_stack_unreachable_database_is_a_stack_error(tmp_path):
                            "--results-dir", str(tmp_path)], capture_output=True, text=True, env=env, timeout=60)
     assert done.returncode == 3, done.stderr
     assert "cannot connect" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_compose_env_and_urls_keep_a_password_whole(tmp_path, monkeypatch):
+    from harness.stack.urls import password, pg_connect_kwargs
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".env").write_text('POSTGRES_PASSWORD="p#w/d@%20x"\nOTHER=\'lit\'\nPLAIN=v # note\n')
+    env = docker._env_file()
+    assert env == {"POSTGRES_PASSWORD": "p#w/d@%20x", "OTHER": "lit", "PLAIN": "v"}  # as compose reads it
+    url = docker.pg_url(env["POSTGRES_PASSWORD"], "127.0.0.1", 5432)
+    assert password(url) == "p#w/d@%20x" and pg_connect_kwargs(url)["password"] == "p#w/d@%20x"
+    assert "p#w" not in redact(url) and redact(url).endswith("@127.0.0.1:5432/perflab")

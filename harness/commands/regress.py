@@ -188,19 +188,20 @@ def ci_cmd(
              if stage == 1 else f"{scenario}: a row leans slower: stage 2 adds {pairs} pairs")
     from harness.results import store
 
+    session = LabSession(stack=stack, project=project, results_dir=results_dir, notify=note,
+                         claim_database=own_database)
     try:
-        with store.locked_dir(out_dir, "labs ci"), run_progress() as show, \
-                LabSession(stack=stack, project=project, results_dir=results_dir, progress=show, notify=note,
-                           claim_database=own_database) as session:
-            if against:
-                result = paired_gate(session, chosen, opts, against, limits, confirm, out_dir, suite, baseline,
-                                     on_stage=staging)
-            else:
-                result = gate(session, chosen, opts, baseline, limits, confirm, out_dir, suite,
-                              on_confirm=confirming)
+        with store.locked_dir(out_dir, "labs ci"), run_progress() as show:
+            session.progress = show
+            with session:
+                if against:
+                    result = paired_gate(session, chosen, opts, against, limits, confirm, out_dir, suite, baseline,
+                                         on_stage=staging)
+                else:
+                    result = gate(session, chosen, opts, baseline, limits, confirm, out_dir, suite,
+                                  on_confirm=confirming)
     except KeyboardInterrupt:
-        raise Interrupted("every service it started was stopped; partial results are saved marked "
-                          "incomplete") from None
+        raise Interrupted(session.interrupted_note()) from None
     if result.comparison is not None:
         emit_comparison(result.comparison)
     out.print(f"[dim]summary: {out_dir / 'summary.md'}[/dim]")

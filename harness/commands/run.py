@@ -76,13 +76,15 @@ def run_cmd(
                             case_timeout_s=case_timeout)
     for problem in registry.registry().problems:
         warn(problem)
+    session = LabSession(stack=stack, project=project, results_dir=results_dir, seed=seed, notify=note,
+                         claim_database=own_database)
     try:
-        with run_progress() as show, LabSession(stack=stack, project=project, results_dir=results_dir, seed=seed,
-                                                progress=show, notify=note, claim_database=own_database) as session:
-            runs = session.run(chosen, opts)
+        with run_progress() as show:
+            session.progress = show
+            with session:
+                runs = session.run(chosen, opts)
     except KeyboardInterrupt:
-        raise Interrupted("every service this run started was stopped; the partial result is saved marked "
-                          "incomplete.") from None
+        raise Interrupted(session.interrupted_note()) from None
     show_runs(runs, json_out=json_out, lesson=not no_lesson, chart=not no_chart)
     raise typer.Exit(EXIT_OK if all(r.result.ok for r in runs) else EXIT_CHECK_FAILED)
 

@@ -24,7 +24,6 @@ import psutil
 from harness.errors import StackError
 from harness.stack import procs
 
-REDIS_BROKER_DB, REDIS_RESULTS_DB = 3, 4
 """Valkey databases of the broker and the result backend (the caching scenario uses 0)."""
 
 
@@ -161,7 +160,8 @@ class TaskRig:
 
     def broker_url(self, kind: str) -> str:
         if kind == "redis":
-            return self.redis_db(REDIS_BROKER_DB)
+            # the database REDIS_URL names (an external Redis: the one you gave the lab), never another
+            return self.redis_url
         if kind == "rabbitmq":
             self.launch_rabbitmq()
             if not self.rabbit.ready:
@@ -215,7 +215,7 @@ class TaskRig:
                "LABS_CELERY_REJECT_LOST": "1" if config.reject_on_worker_lost else "0"}
         env.pop("LABS_CELERY_BACKEND", None)
         if config.results:
-            env["LABS_CELERY_BACKEND"] = self.redis_db(REDIS_RESULTS_DB)
+            env["LABS_CELERY_BACKEND"] = self.redis_url
         if config.visibility_s is not None:
             env["LABS_CELERY_VISIBILITY"] = str(config.visibility_s)
         if config.pool == "db_worker":
@@ -232,15 +232,17 @@ class TaskRig:
             return
         import redis
 
+        from labs.celery_app import KEY_PREFIX
+
         client = redis.Redis.from_url(self.broker_url("redis"))
-        queue = queue_of(config)
+        queue = KEY_PREFIX + queue_of(config)  # kombu writes every key under the global prefix
 
         def copies(task_id: str) -> int:
             needle, held = task_id.encode(), 0
             for key in client.scan_iter(match=queue + "*", count=1000):
                 if client.type(key) == b"list":
                     held += sum(1 for m in client.lrange(key, 0, -1) if needle in m)
-            return held + sum(1 for m in client.hvals("unacked") if needle in m)
+            return held + sum(1 for m in client.hvals(KEY_PREFIX + "unacked") if needle in m)
         try:
             yield copies
         finally:
@@ -260,6 +262,10 @@ class TaskRig:
             self.apps[key] = app
         return self.apps[key]
 
+    def _forget_redis_keys(self) -> None:
+        if self.redis_url:
+            _forget_keys(self.redis_url)
+
     def close(self) -> None:
         try:
             stop_workers(list(self.workers.values()))
@@ -273,10 +279,28 @@ class TaskRig:
         finally:
             self.workers.clear()
             self.apps.clear()
+            self._forget_redis_keys()
             if self.rabbit is not None:
                 self.rabbit.stop()
                 self.rabbit.keep_log(self.artifacts / "rabbitmq.log")
                 self.rabbit = None
+
+
+def _forget_keys(url: str) -> None:
+    """Every key the lab's Celery wrote (all under `labs.`: labs.celery_app.KEY_PREFIX), deleted:
+    a shared Redis is left as it was found."""
+    import redis
+
+    client = redis.Redis.from_url(url)
+    try:
+        for pattern in ("labs.*",):
+            keys = list(client.scan_iter(match=pattern, count=1000))
+            if keys:
+                client.delete(*keys)
+    except redis.exceptions.RedisError:
+        pass  # the server went away with the run: nothing left to clean
+    finally:
+        client.close()
 
 
 def stop_workers(workers: list[Worker]) -> None:

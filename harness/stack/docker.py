@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import urllib.parse
 import re
 import shutil
 import subprocess
@@ -133,12 +134,18 @@ def urls() -> dict[str, str]:
             raise explain_failure(done)
         host, published = parse_published(done.stdout)
         if service in {"postgres", "pgbouncer"}:
-            out[service] = f"postgresql://perflab:{password}@{host}:{published}/perflab"
+            out[service] = pg_url(password, host, published)
         elif service == "redis":
             out[service] = f"redis://{host}:{published}/0"
         else:
             out[service] = f"memcached://{host}:{published}"
     return out
+
+
+def pg_url(password: str, host: str, port: int | str) -> str:
+    """The compose PostgreSQL's URL, the password quoted: a '/', '#' or '@' in it must not end
+    the authority (psycopg and `urls.pg_connect_kwargs` decode it back)."""
+    return f"postgresql://perflab:{urllib.parse.quote(password, safe='')}@{host}:{port}/perflab"
 
 
 def down() -> None:
@@ -148,11 +155,23 @@ def down() -> None:
 
 
 def _env_file() -> dict[str, str]:
+    """./.env read as docker compose reads it: `KEY=value`, `export KEY=…`, surrounding single or
+    double quotes removed (single: literal; double: `\\"` and `\\\\` unescaped), an unquoted value
+    ending at ` #`; nothing percent-decoded (the value is the password itself)."""
     path = Path.cwd() / ".env"
     values = {}
     if path.exists():
         for line in path.read_text().splitlines():
             key, sep, value = line.partition("=")
-            if sep and not key.strip().startswith("#"):
-                values[key.strip()] = value.strip()
+            key = key.strip().removeprefix("export ").strip()
+            if not sep or not key or key.startswith("#"):
+                continue
+            value = value.strip()
+            if len(value) >= 2 and value[0] == value[-1] == "'":
+                value = value[1:-1]
+            elif len(value) >= 2 and value[0] == value[-1] == '"':
+                value = value[1:-1].replace('\\"', '"').replace("\\\\", "\\")
+            else:
+                value = value.split(" #", 1)[0].rstrip()
+            values[key] = value
     return values
