@@ -418,3 +418,38 @@ def test_a_parameter_too_big_for_the_machine_is_refused(tmp_path):
     done = labs("run", "n_plus_one", "--param", "catalog=10000000000", "--results-dir", str(tmp_path), timeout=60)
     assert done.returncode == 2 and "above the lab's limit" in done.stderr and "Traceback" not in done.stderr
     assert not list(tmp_path.glob("*.json"))
+
+
+@pytest.mark.stack
+def test_rabbitmq_takes_only_its_own_account_and_leaves_no_epmd(tmp_path):
+    import kombu
+    import psutil
+
+    from harness.stack import rabbitmq
+
+    if rabbitmq.binary() is None:
+        pytest.skip("no rabbitmq-server") if not os.environ.get("CI") else pytest.fail("rabbitmq-server missing in CI")
+    def daemons() -> set[int]:
+        return {p.pid for p in psutil.process_iter(["name", "cmdline"])
+                if p.info["name"] == "epmd" and "-daemon" in (p.info["cmdline"] or [])}
+
+    before = daemons()
+    broker = rabbitmq.RabbitMQ(embedded.runtime_dir() / "safety-rabbit")
+    broker.start()
+    try:
+        family = {p.pid for p in psutil.Process(broker.proc.pid).children(recursive=True)} | {broker.proc.pid}
+        assert broker.epmd is not None, "the broker's own epmd"
+        family.add(broker.epmd.pid)
+        with kombu.Connection(broker.url, connect_timeout=10) as ok:
+            ok.connect()
+        guest = broker.url.replace(f"perflab:{broker.secret}", "guest:guest")
+        with pytest.raises(Exception, match="(?i)access|refused|auth|login"):
+            with kombu.Connection(guest, connect_timeout=10) as refused:
+                refused.connect()
+        conf = broker.workdir / "rabbitmq.conf"
+        assert conf.stat().st_mode & 0o077 == 0 and broker.secret in conf.read_text()
+    finally:
+        broker.stop()
+        broker.keep_log(tmp_path / "rabbitmq.log")
+    assert daemons() <= before  # no `epmd -daemon` outlives the broker
+    assert not [pid for pid in family if psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE]

@@ -198,8 +198,12 @@ def _case(payload: dict) -> CaseResult:
 
 # -- the worker ------------------------------------------------------------------------------------
 def _send(kind: str, **fields: Any) -> None:
-    sys.stdout.write(MARK + json.dumps({"kind": kind, **fields}, default=_default) + "\n")
-    sys.stdout.flush()
+    try:
+        sys.stdout.write(MARK + json.dumps({"kind": kind, **fields}, default=_default) + "\n")
+        sys.stdout.flush()
+    except (BrokenPipeError, ValueError):
+        # the parent is gone (killed): nobody to tell, nothing to print — end quietly, no traceback
+        os._exit(1)
 
 
 def _default(value: Any) -> Any:

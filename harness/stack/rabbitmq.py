@@ -48,6 +48,7 @@ class RabbitMQ:
     port: int = 0
     proc: object = field(default=None, repr=False)
     ready: bool = False
+    epmd: object = field(default=None, repr=False)
     secret: str = field(default_factory=lambda: secrets.token_hex(16), repr=False)
     """The broker's only account's password: another local account cannot use it (no guest)."""
 
@@ -100,6 +101,15 @@ class RabbitMQ:
             "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS": "+S 1:1 +sbwt none",  # a small broker: one scheduler
         }
         log = self.workdir / "rabbitmq.log"
+        # our own epmd, in the foreground, as our child: the broker finds it on ERL_EPMD_PORT and does
+        # not start `epmd -daemon` (which detaches and outlives every run)
+        epmd_exe = shutil.which("epmd") or next((p for p in ("/usr/lib/erlang/bin/epmd",) if Path(p).exists()), None)
+        if epmd_exe:
+            self.epmd = procs.start([epmd_exe, "-port", str(epmd), "-address", "127.0.0.1"],
+                                    self.workdir / "epmd.log", user=user, env=env, death_signal=signal.SIGTERM,
+                                    cwd=self.workdir)
+            procs.wait_ready("epmd", lambda: procs.port_open(epmd), self.epmd, self.workdir / "epmd.log",
+                             timeout_s=10)
         self.proc = procs.start([str(exe)], log, user=user, env=env, death_signal=signal.SIGTERM, cwd=self.workdir)
 
     def wait_ready(self, timeout_s: float = 60.0) -> None:
@@ -113,8 +123,11 @@ class RabbitMQ:
 
     def stop(self) -> None:
         if self.proc is not None:
-            procs.stop_child(self.proc, signal.SIGTERM)  # the whole family: beam, epmd, inet_gethost
+            procs.stop_child(self.proc, signal.SIGTERM)  # the whole family: beam, inet_gethost
             self.proc = None
+        if self.epmd is not None:
+            procs.stop_child(self.epmd, signal.SIGTERM)
+            self.epmd = None
 
     def keep_log(self, dest: Path) -> None:
         """Copy the broker's log to `dest`, then remove its work directory (database, cookie)."""
