@@ -142,3 +142,24 @@ def test_a_base_commit_without_the_scenario_falls_back_and_never_passes_silently
     assert done.returncode == 1, done.stdout[-3000:] + done.stderr[-3000:]
     text = done.stdout + done.stderr
     assert "cannot run it" in text and "no base to compare with" in text and "Traceback" not in text
+
+
+def test_a_worktree_a_killed_job_left_is_removed_by_the_next(tmp_path):
+    from harness.measure import commits
+
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    for args in (["init", "-q"], ["-c", "user.email=l@x", "-c", "user.name=l", "commit", "-q", "--allow-empty",
+                                  "-m", "one"]):
+        subprocess.run(["git", *args], cwd=repo, check=True)
+    left = tmp_path / "labs-backfill-dead"
+    left.mkdir()
+    subprocess.run(["git", "worktree", "add", "-q", "--detach", str(left / "abc"), "HEAD"], cwd=repo, check=True)
+    (tmp_path / "labs-backfill-dead.pid").write_text("999999999")  # no such process
+    alive = tmp_path / "labs-against-live"
+    subprocess.run(["git", "worktree", "add", "-q", "--detach", str(alive), "HEAD"], cwd=repo, check=True)
+    (tmp_path / "labs-against-live.pid").write_text(str(os.getpid()))  # a job still running
+    commits.reap_stale_worktrees(repo)
+    listing = subprocess.run(["git", "worktree", "list"], cwd=repo, capture_output=True, text=True).stdout
+    assert "labs-backfill-dead" not in listing and not left.exists()
+    assert "labs-against-live" in listing and alive.exists()

@@ -50,16 +50,18 @@ def head_commit(root: Path) -> str:
     return _git("rev-parse", "HEAD", cwd=root)
 
 
-def reap_stale_worktrees(root: Path) -> None:
-    """Worktrees of a killed `labs ci --against` (their owner process gone) are removed."""
+def reap_stale_worktrees(root: Path, prefixes: tuple[str, ...] = (WORKTREE_PREFIX, "labs-backfill-")) -> None:
+    """Worktrees a killed `labs ci --against` or `labs asv backfill` left registered (their owner
+    process gone: `<dir>.pid` beside the temporary directory names it) are removed."""
     listing = subprocess.run(["git", "worktree", "list", "--porcelain"], cwd=root, capture_output=True, text=True)
     for line in listing.stdout.splitlines():
         if not line.startswith("worktree "):
             continue
         path = Path(line.split(" ", 1)[1])
-        if not path.name.startswith(WORKTREE_PREFIX):
+        holder = next((d for d in (path, path.parent) if d.name.startswith(prefixes)), None)
+        if holder is None:
             continue
-        owner = path.parent / f"{path.name}.pid"
+        owner = holder.parent / f"{holder.name}.pid"
         try:
             pid = int(owner.read_text())
             os.kill(pid, 0)
@@ -67,7 +69,7 @@ def reap_stale_worktrees(root: Path) -> None:
         except (OSError, ValueError):
             pass
         subprocess.run(["git", "worktree", "remove", "--force", str(path)], cwd=root, capture_output=True)
-        shutil.rmtree(path, ignore_errors=True)
+        shutil.rmtree(holder, ignore_errors=True)
         owner.unlink(missing_ok=True)
     subprocess.run(["git", "worktree", "prune"], cwd=root, capture_output=True)
 

@@ -200,7 +200,7 @@ def _run_asv(args: list[str], cwd: Path, env: dict[str, str], timeout_s: float) 
     stop it and everything under it before going on."""
     with tempfile.TemporaryFile("w+") as log:
         proc = subprocess.Popen(args, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True)
+                                stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=_die_with_us)
         try:
             code = proc.wait(timeout=timeout_s)
         except subprocess.TimeoutExpired:
@@ -212,6 +212,14 @@ def _run_asv(args: list[str], cwd: Path, env: dict[str, str], timeout_s: float) 
             raise
         log.seek(0)
         return code, log.read()
+
+
+def _die_with_us() -> None:
+    """asv gets SIGTERM when `labs asv backfill` dies, even by kill -9 (its own session keeps a
+    terminal's Ctrl-C away from it, so without this it would go on measuring alone)."""
+    from harness.stack.procs import set_death_signal
+
+    set_death_signal(signal.SIGTERM)
 
 
 def _stop_asv(proc: subprocess.Popen) -> None:
@@ -249,7 +257,12 @@ def backfill(
     chosen = commits(root, spec, every, limit)
     _ensure_machine(root, machine)
     done: list[Recorded] = []
+    from harness.measure.commits import reap_stale_worktrees
+
+    reap_stale_worktrees(root)  # what a killed backfill left registered
     with tempfile.TemporaryDirectory(prefix="labs-backfill-") as tmp:
+        owner = Path(f"{tmp}.pid")
+        owner.write_text(str(os.getpid()))
         try:
             for i, commit in enumerate(chosen):
                 if on_commit:
@@ -265,6 +278,7 @@ def backfill(
                     on_commit(i, len(chosen), commit, row)
         finally:
             _git(root, "worktree", "prune")
+            owner.unlink(missing_ok=True)
     return done
 
 
