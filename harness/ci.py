@@ -217,14 +217,14 @@ def paired_gate(session: LabSession, scenarios: Sequence[Scenario], opts: RunOpt
                              f"the stored baseline `{baseline}` instead")
                 fallback.append(sc)
                 continue
-            staged = [paired.tests_of({k: commits.per_pair(run, *k) for k in commits.rows_of(run)})]
+            staged = [paired.tests_of({k: commits.per_pair(run, *k) for k in commits.rows_of(run)}, run.order)]
             looks = 2 if confirm > 0 else 1
             suspect = paired.suspects(staged[0], paired.judge(staged[0], paired.ALPHA / looks, minimum), minimum)
             if suspect and confirm > 0:
                 if on_stage:
                     on_stage(sc.name, 2, stages[1])
                 commits.run_pairs(run, *args, stages[1], session.progress, run_id)
-                staged.append(paired.tests_of({k: commits.per_pair(run, *k) for k in commits.rows_of(run)}))
+                staged.append(paired.tests_of({k: commits.per_pair(run, *k) for k in commits.rows_of(run)}, run.order))
             base_result = commits.side_result(run, run.base, sc, sc_opts, run_id, started, env)
             cand_result = commits.side_result(run, run.candidate, sc, sc_opts, run_id, started, env)
             store.save(base_result, session.results_dir)

@@ -163,3 +163,16 @@ def test_a_worktree_a_killed_job_left_is_removed_by_the_next(tmp_path):
     listing = subprocess.run(["git", "worktree", "list"], cwd=repo, capture_output=True, text=True).stdout
     assert "labs-backfill-dead" not in listing and not left.exists()
     assert "labs-against-live" in listing and alive.exists()
+
+
+def test_the_crossover_analysis_cancels_whichever_process_runs_first():
+    """A machine where the first process of each pair runs 10 % slow: the plain paired test sees
+    that as noise (the sign flips with the order); the AB/BA analysis removes it and finds +5 %."""
+    rng = np.random.default_rng(21)
+    orders = ["AB", "BA"] * 4
+    position, effect = math.log(1.10), math.log(1.05)
+    # d = log(candidate / base): base first (AB) makes the base slow, so d drops by the position effect
+    d = [effect + (-position if o == "AB" else position) + rng.normal(0, 0.01) for o in orders]
+    plain, crossed = paired.paired_test(d), paired.paired_test(d, orders)
+    assert plain.p_slower > 0.05 and crossed.p_slower < 0.001
+    assert abs(math.log(crossed.change) - effect) < 0.01 and crossed.sd < plain.sd / 3

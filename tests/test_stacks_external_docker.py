@@ -143,8 +143,18 @@ def test_external_stack_runs_the_scenarios(second_stack, tmp_path, scenario, par
             "--results-dir", str(tmp_path)]
     for p in params:
         args += ["--param", p]
+    import redis
+
+    user_redis = {db: redis.Redis.from_url(second_stack.services["redis"].url.rsplit("/", 1)[0] + f"/{db}")
+                  for db in (0, 1)}
+    for db, client in user_redis.items():  # a user's own keys, in the lab's db and another
+        client.set("user:keep", f"mine-{db}")
     done = subprocess.run(args, capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    for db, client in user_redis.items():
+        assert client.get("user:keep") == f"mine-{db}".encode()
+        assert not list(client.scan_iter("labs*")), f"the lab left its keys in db {db}"
+        client.close()
     (result_file,) = tmp_path.glob("*.json")
     text = result_file.read_text()
     assert secret not in text and secret not in done.stdout + done.stderr

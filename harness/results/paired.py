@@ -9,8 +9,10 @@ ICPE 2017; duet benchmarking, Bulej et al., ICPE 2020):
 
 - per pair j and row (a variant's time per unit, or its ratio to the case's baseline variant):
   d_j = log(candidate / base) of that pair's two process medians;
-- across the n pairs: the mean of d_j, its t interval (n - 1 degrees of freedom) and a
-  *one-sided* p-value for "slower" (the gate asks one question: did it get worse?);
+- across the n pairs, which side goes first alternating (AB, BA, …): the AB/BA crossover
+  estimate — the mean of the two groups' means, so whichever process of a pair runs first being
+  slower cancels out — its t interval (n - 2 degrees of freedom) and a *one-sided* p-value for
+  "slower" (the gate asks one question: did it get worse?);
 - Holm over the rows that gate (time and ratio of each variant), nothing else;
 - a verdict needs the corrected p below the stage's alpha and a change past the minimum effect.
 
@@ -53,22 +55,39 @@ class PairedTest:
     """Standard deviation of the per-pair log differences (how much pairs disagree)."""
 
 
-def paired_test(log_diffs: Sequence[float]) -> PairedTest | None:
-    """The t test of the mean of per-pair log differences (None with fewer than 2 pairs)."""
-    d = [x for x in log_diffs if math.isfinite(x)]
+def paired_test(log_diffs: Sequence[float], orders: Sequence[str] | None = None) -> PairedTest | None:
+    """The t test of the mean of per-pair log differences (None with fewer than 2 pairs).
+
+    With `orders` ("AB": base ran first, "BA": the candidate did) and at least two pairs of each,
+    it is the AB/BA crossover analysis: the effect is the average of the two groups' means, so a
+    *position* effect (whichever process of a pair runs first is slower) cancels out of the
+    estimate and out of its variance, which comes from the spread within each group (n - 2
+    degrees of freedom)."""
+    pairs = [(x, o) for x, o in zip(log_diffs, orders or [""] * len(log_diffs)) if math.isfinite(x)]
+    d = [x for x, _o in pairs]
     n = len(d)
     if n < 2:
         return None
-    mean = sum(d) / n
-    sd = math.sqrt(sum((x - mean) ** 2 for x in d) / (n - 1))
-    se = sd / math.sqrt(n)
+    ab, ba = [x for x, o in pairs if o == "AB"], [x for x, o in pairs if o == "BA"]
+    if orders is not None and len(ab) >= 2 and len(ba) >= 2:
+        m1, m2 = sum(ab) / len(ab), sum(ba) / len(ba)
+        mean = (m1 + m2) / 2
+        pooled = (sum((x - m1) ** 2 for x in ab) + sum((x - m2) ** 2 for x in ba)) / (n - 2)
+        sd = math.sqrt(pooled)
+        se = math.sqrt(pooled / 4 * (1 / len(ab) + 1 / len(ba)))
+        df = n - 2
+    else:
+        mean = sum(d) / n
+        sd = math.sqrt(sum((x - mean) ** 2 for x in d) / (n - 1))
+        se = sd / math.sqrt(n)
+        df = n - 1
     if se == 0:
         p_slow = 0.0 if mean > 0 else 1.0
         p_fast = 0.0 if mean < 0 else 1.0
         return PairedTest(n, math.exp(mean), (math.exp(mean), math.exp(mean)), p_slow, p_fast, 0.0)
     t = mean / se
-    half = stats.t_quantile(n - 1) * se
-    p_two = stats.t_sf(abs(t), n - 1)
+    half = stats.t_quantile(df) * se
+    p_two = stats.t_sf(abs(t), df)
     p_slow = p_two / 2 if t > 0 else 1 - p_two / 2
     p_fast = p_two / 2 if t < 0 else 1 - p_two / 2
     return PairedTest(n, math.exp(mean), (math.exp(mean - half), math.exp(mean + half)), p_slow, p_fast, sd)
@@ -181,12 +200,14 @@ def compare_paired(base_label: str, base: Result, new_label: str, new: Result,
     return Comparison(base_label, new_label, tuple(rows), dict(limits), notes, alpha, method)
 
 
-def tests_of(values: Mapping[tuple[str, str, str], tuple[Sequence[float | None], Sequence[float | None]]]
-             ) -> dict[tuple[str, str, str], PairedTest]:
-    """Each row's paired test from its (base values, candidate values) per pair."""
+def tests_of(values: Mapping[tuple[str, str, str], tuple[Sequence[float | None], Sequence[float | None]]],
+             orders: Sequence[str] | None = None) -> dict[tuple[str, str, str], PairedTest]:
+    """Each row's paired test from its (base values, candidate values) per pair; `orders` (which
+    side went first in each pair) makes it the crossover analysis."""
     out = {}
     for key, (b, c) in values.items():
-        t = paired_test(pair_log_diffs(b, c))
+        kept = [(x, y, o) for x, y, o in zip(b, c, orders or [""] * len(b)) if x and y and x > 0 and y > 0]
+        t = paired_test([math.log(y / x) for x, y, _o in kept], [o for _x, _y, o in kept] if orders else None)
         if t is not None:
             out[key] = t
     return out
