@@ -22,6 +22,7 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -138,9 +139,12 @@ def job(repo: Path, kind: str, suite: str, out: Path, env: dict) -> dict:
                           cwd=repo, capture_output=True, text=True, env=env, timeout=1800)
     wall = time.monotonic() - t0
     summary = (out / "ci" / "summary.md").read_text() if (out / "ci" / "summary.md").exists() else ""
-    timing = any(f"| {m} |" in line and "slower" in line for line in summary.splitlines() for m in ("time", "ratio"))
+    flagged = [" ".join(c.strip() for c in line.split("|")[3:5]) for line in summary.splitlines()
+               if any(f"| {m} |" in line for m in ("time", "ratio")) and "slower" in line]
+    timing = bool(flagged)
     query = any("| queries |" in line and "worse" in line for line in summary.splitlines())
-    return {"kind": kind, "exit": done.returncode, "timing": timing, "query": query, "wall_s": round(wall, 1),
+    return {"kind": kind, "exit": done.returncode, "timing": timing, "flagged": flagged, "query": query,
+            "wall_s": round(wall, 1),
             "stage2": "stage 2" in done.stderr, "error": done.stderr[-600:] if done.returncode not in (0, 1) else ""}
 
 
@@ -170,6 +174,7 @@ def main() -> None:
     kinds = args.kinds.split(",")
     jobs = [int(x) for x in args.jobs.split(",")]
     jobs = jobs * len(kinds) if len(jobs) == 1 else jobs
+    signal.signal(signal.SIGTERM, lambda *_a: sys.exit(143))  # a kill still stops the warm stack (finally)
     where = Path(tempfile.mkdtemp(prefix="labs-paired-cal-"))
     runtime = Path(tempfile.mkdtemp(prefix="labs-paired-rt-"))
     os.chmod(runtime, 0o755)

@@ -208,30 +208,44 @@ def paired_gate(session: LabSession, scenarios: Sequence[Scenario], opts: RunOpt
                                     commits.Side("candidate", None, head, ""))
             run_id, started, env = new_run_id(sc.name), time.time(), session.env()
             args = (sc.name, settings, sc_opts, _stack_dict(session._info()), env)
+            lockstep = commits.can_lockstep(sc)
             try:
                 if on_stage:
                     on_stage(sc.name, 1, stages[0])
-                commits.run_pairs(run, *args, stages[0], session.progress, run_id)
+                if lockstep:
+                    # pair 0 process after process (it counts, checks and calibrates both sides), then
+                    # lockstep pairs: the two sides take turns round by round
+                    commits.run_pairs(run, *args, 1, session.progress, run_id)
+                    commits.run_lockstep_pairs(run, *args, stages[0] - 1, session.progress, run_id)
+                else:
+                    commits.run_pairs(run, *args, stages[0], session.progress, run_id)
             except commits.BaseUnavailable as exc:
                 notes.append(f"{sc.name}: the base commit {sha[:10]} cannot run it ({exc.message}); compared with "
                              f"the stored baseline `{baseline}` instead")
                 fallback.append(sc)
                 continue
-            staged = [paired.tests_of({k: commits.per_pair(run, *k) for k in commits.rows_of(run)}, run.order)]
+            staged = [paired.tests_from({k: commits.pair_diffs(run, *k) for k in commits.rows_of(run)})]
             looks = 2 if confirm > 0 else 1
             suspect = paired.suspects(staged[0], paired.judge(staged[0], paired.ALPHA / looks, minimum), minimum)
             if suspect and confirm > 0:
                 if on_stage:
                     on_stage(sc.name, 2, stages[1])
-                commits.run_pairs(run, *args, stages[1], session.progress, run_id)
-                staged.append(paired.tests_of({k: commits.per_pair(run, *k) for k in commits.rows_of(run)}, run.order))
+                (commits.run_lockstep_pairs if lockstep else commits.run_pairs)(
+                    run, *args, stages[1], session.progress, run_id)
+                staged.append(paired.tests_from({k: commits.pair_diffs(run, *k) for k in commits.rows_of(run)}))
             base_result = commits.side_result(run, run.base, sc, sc_opts, run_id, started, env)
             cand_result = commits.side_result(run, run.candidate, sc, sc_opts, run_id, started, env)
+            comparison = paired.compare_paired(f"{against} ({sha[:10]})", base_result, f"this tree ({head[:10]})",
+                                               cand_result, staged, minimum, looks=looks)
+            # the paired changes travel with the candidate's result: the history of paired nights
+            changes = [{"case": r.case, "variant": r.variant, "metric": r.metric, "change": r.change,
+                        "ci95": list(r.ci95) if r.ci95 else None, "p": r.p, "verdict": r.verdict}
+                       for r in comparison.rows if r.metric in paired.GATED]
+            cand_result = replace(cand_result, env={**cand_result.env, "paired": {
+                **cand_result.env["paired"], "changes": changes}})
             store.save(base_result, session.results_dir)
             runs.append(SavedRun(cand_result, store.save(cand_result, session.results_dir), sc))
-            comparisons.append(paired.compare_paired(f"{against} ({sha[:10]})", base_result,
-                                                     f"this tree ({head[:10]})", cand_result, staged, minimum,
-                                                     looks=2 if confirm > 0 else 1))
+            comparisons.append(comparison)
     lines = [f"## Perf Lab · suite {suite} · {len(scenarios)} scenario(s) · against {against}", ""]
     for run in runs:
         r = run.result

@@ -5,6 +5,7 @@ commit that adds a query, plus the fallback when the base commit cannot run the 
 from __future__ import annotations
 
 import importlib.util
+import json
 import math
 import os
 import subprocess
@@ -123,8 +124,12 @@ def test_a_commit_that_adds_a_query_is_caught_with_its_statement(tmp_path):
     assert "**worse**" in row and 'SELECT COUNT(*) AS "__count" FROM "shop_product"' in row
     assert commits["base"][:10] in summary and "pairs of processes" in summary
     # both sides are stored, each with its commit; the worktree is gone
-    stored = {p.name.rsplit("-", 1)[1] for p in (tmp_path / "results").glob("*.json")}
-    assert stored == {"base.json", "candidate.json"}
+    stored = {p.name.rsplit("-", 1)[1]: json.loads(p.read_text()) for p in (tmp_path / "results").glob("*.json")}
+    assert set(stored) == {"base.json", "candidate.json"}
+    assert stored["base.json"]["env"]["git_sha"] == commits["base"]
+    assert stored["candidate.json"]["env"]["git_sha"] == commits["query"]
+    changes = stored["candidate.json"]["env"]["paired"]["changes"]  # the paired change, kept for history
+    assert {(c["variant"], c["metric"]) for c in changes} >= {("plain", "time"), ("fixed", "time"), ("fixed", "ratio")}
     listing = subprocess.run(["git", "worktree", "list"], cwd=repo, capture_output=True, text=True).stdout
     assert listing.count("\n") == 1, listing
 

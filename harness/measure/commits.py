@@ -13,6 +13,7 @@ sides alike. harness.results.paired turns the pairs into verdicts.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import subprocess
@@ -113,7 +114,9 @@ class PairedRun:
     base: Side
     candidate: Side
     order: list[str] = field(default_factory=list)
-    """Which side went first in each pair ("AB" / "BA"): recorded with the result."""
+    """Each pair's design: "AB" / "BA" (process after process, which side first), "LS" (lockstep)."""
+    lockstep: list[int] = field(default_factory=list)
+    """Indexes of the lockstep pairs."""
     loops: dict[str, dict[str, int]] = field(default_factory=dict)
 
     @property
@@ -170,7 +173,7 @@ def side_result(run: PairedRun, side: Side, scenario, opts: RunOptions, run_id: 
     """One side's processes merged as a normal result (stored; charts and history read it)."""
     names = [n for n in side.processes[0]] if side.processes else []
     cases = [merge_processes([p[n] for p in side.processes if n in p]) for n in names]
-    env = {**env, "git_sha": side.sha, "paired": {"side": side.name, "pairs": run.pairs, "order": "".join(run.order),
+    env = {**env, "git_sha": side.sha, "paired": {"side": side.name, "pairs": run.pairs, "order": " ".join(run.order),
                                                     "base": run.base.sha, "candidate": run.candidate.sha}}
     return finish_result(scenario, opts, f"{run_id}-{side.name}", started, cases, env, side.timings,
                          not side.gaps, "; ".join(side.gaps) or None, processes=len(side.processes), **side.head)
@@ -205,3 +208,183 @@ def rows_of(run: PairedRun) -> Sequence[tuple[str, str, str]]:
             if variant != case.baseline and prev.baseline == case.baseline:
                 out.append((name, variant, "ratio"))
     return out
+
+
+# -- lockstep pairs: the two sides take turns round by round -------------------------------------------------
+def can_lockstep(scenario) -> bool:
+    """Round-timed cases only: a self-timed case (a load burst, a crash round) runs its own clock
+    and cannot take turns; such a scenario is paired process after process instead."""
+    from harness.measure.contract import SelfTimed
+
+    try:
+        cases = scenario.cases(scenario.params_for("quick"))
+    except Exception:  # noqa: BLE001 - cannot tell: the safe design
+        return False
+    return all(not isinstance(c.timing, SelfTimed) for c in cases)
+
+
+def _spawn(spec: dict, hash_seed: str) -> subprocess.Popen:
+    import sys
+
+    from harness.measure.workers import _die_with_parent
+
+    env = {**os.environ, "PYTHONHASHSEED": hash_seed}
+    if spec["settings"]:
+        env["LABS_USER_WORKER"] = "1"
+    proc = subprocess.Popen([sys.executable, "-m", "harness.measure.workers"], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=None, text=True, bufsize=1, env=env,
+                            preexec_fn=_die_with_parent)
+    proc.stdin.write(json.dumps(spec) + "\n")
+    proc.stdin.flush()
+    return proc
+
+
+def run_lockstep_pairs(run: PairedRun, scenario_name: str, settings: str | None, opts: RunOptions,
+                       stack_dict: dict, env: dict, pairs: int, progress: Callable[[ProgressEvent], None],
+                       run_id: str) -> None:
+    """Add `pairs` lockstep pairs: both processes of a pair alive at once, every timed round run
+    by one and then the other (which goes first alternating round by round), so the machine's
+    state — which on a shared VM flips within seconds — is the same for both sides of each
+    round. Needs the loops calibrated by an earlier (process-after-process) pair."""
+    import queue
+    import threading
+
+    from harness.measure.workers import MARK, _case, _error, _opts_dict, _stop, share
+
+    budget = opts.budget or BUDGETS[opts.profile]
+    per_process = share(budget, max(2, STAGE_PAIRS[0]))
+    start = run.pairs
+    for j in range(start, start + pairs):
+        sides = {"base": run.base, "candidate": run.candidate}
+        procs: dict[str, subprocess.Popen] = {}
+        inbox: queue.Queue = queue.Queue()
+
+        def read(name: str, proc: subprocess.Popen) -> None:
+            for line in proc.stdout:
+                if line.startswith(MARK):
+                    inbox.put((name, json.loads(line[len(MARK):])))
+                else:
+                    import sys
+
+                    sys.stderr.write(line)
+            inbox.put((name, {"kind": "eof", "code": proc.wait()}))
+
+        cases: dict[str, dict[str, CaseResult]] = {"base": {}, "candidate": {}}
+        at_gate: dict[str, bool] = {"base": False, "candidate": False}
+        finished: dict[str, bool] = {"base": False, "candidate": False}
+        t0 = time.perf_counter()
+        try:
+            for name, side in sides.items():
+                spec = {"scenario": scenario_name, "settings": settings, "index": j, "processes": start + pairs,
+                        "run_id": f"{run_id}-{name}", "loops": run.loops or None, "env": dict(env),
+                        "opts": _opts_dict(replace(opts, budget=per_process, processes=1)), "stack": stack_dict,
+                        "root": str(side.root) if side.root else None, "db_suffix": side.db_suffix,
+                        "lockstep": True}
+                procs[name] = _spawn(spec, str(1 + j))
+                threading.Thread(target=read, args=(name, procs[name]), daemon=True).start()
+            rounds, case_t0 = 0, None
+            pending: list[str] = []  # whose turn it is within the current round
+
+            def go(name: str, word: str = "go") -> None:
+                at_gate[name] = False
+                procs[name].stdin.write(word + "\n")
+                procs[name].stdin.flush()
+
+            while not all(finished.values()):
+                try:
+                    name, message = inbox.get(timeout=opts.case_timeout_s or None)
+                except queue.Empty:
+                    raise LabsError(f"pair {j + 1} of {scenario_name} made no progress for {opts.case_timeout_s:g} s",
+                                    hint="a variant that never returns? see --case-timeout") from None
+                kind = message["kind"]
+                if kind == "progress":
+                    progress(ProgressEvent(**message["event"]))
+                elif kind == "case":
+                    case = _case(message["payload"])
+                    cases[name][case.name] = case
+                elif kind == "done":
+                    payload = message.get("payload", {})
+                    if payload.get("incomplete"):
+                        sides[name].gaps.append(f"pair {j + 1}: {payload['incomplete']}")
+                    for key in ("seed_s", "measure_s"):
+                        sides[name].timings[key] += payload.get("timings", {}).get(key, 0.0)
+                    finished[name] = True
+                elif kind == "error":
+                    raise _error(message)
+                elif kind == "eof":
+                    if not finished[name]:
+                        raise LabsError(f"the {name} worker of pair {j + 1} ended without finishing "
+                                        f"(exit {message['code']})", hint="its error is printed above")
+                elif kind == "gate":
+                    at_gate[name] = True
+                # a turn: when the one whose turn it was is back at its gate, the next goes
+                if pending and at_gate.get(pending[0]):
+                    pending.pop(0)
+                    if pending:
+                        go(pending[0])
+                        continue
+                live = [n for n in sides if not finished[n]]
+                if pending or not live or not all(at_gate[n] for n in live):
+                    continue
+                # every live process waits at its gate: a new round, or the case's end
+                case_t0 = case_t0 or time.perf_counter()
+                elapsed = time.perf_counter() - case_t0
+                if rounds >= per_process.max_rounds or (rounds >= per_process.min_rounds and
+                                                        elapsed >= 2 * per_process.case_s):
+                    for n in live:
+                        go(n, "stop")
+                    rounds, case_t0 = 0, None
+                    continue
+                order = live if rounds % 2 == 0 else list(reversed(live))
+                rounds += 1
+                pending = [order[0]] + ([order[1]] if len(order) > 1 else [])
+                go(pending[0])
+        finally:
+            for proc in procs.values():
+                _stop(proc)
+        elapsed = time.perf_counter() - t0
+        for name, side in sides.items():
+            side.timings["workers_s"] += elapsed / 2
+            side.processes.append(cases[name])
+        run.order.append("LS")
+        run.lockstep.append(j)
+
+
+def pair_diffs(run: PairedRun, case: str, variant: str, metric: str) -> tuple[list[float], list[str]]:
+    """One row's per-pair log(candidate / base), and each pair's design ("AB"/"BA" process after
+    process, "LS" lockstep). A lockstep pair's value is the median over its rounds of the
+    round-by-round log ratio; a process-after-process pair's, the log ratio of the two medians.
+    When lockstep pairs exist, only they are used (pair 0 then counted and calibrated)."""
+    import math
+    import statistics
+
+    def variant_of(proc, name):
+        c = proc.get(case)
+        v = c.variants.get(name) if c else None
+        return (c, v) if v is not None and not v.skipped else (c, None)
+
+    out, orders = [], []
+    use = [i for i in range(run.pairs) if i in run.lockstep] or list(range(run.pairs))
+    for i in use:
+        (cb, b), (cc, c) = variant_of(run.base.processes[i], variant), variant_of(run.candidate.processes[i], variant)
+        if b is None or c is None:
+            continue
+        if i in run.lockstep:
+            if metric == "time":
+                rs = [math.log(y / x) for x, y in zip(b.samples_s, c.samples_s) if x > 0 and y > 0]
+            else:
+                _, bb = variant_of(run.base.processes[i], cb.baseline)
+                _, cbb = variant_of(run.candidate.processes[i], cc.baseline)
+                if bb is None or cbb is None:
+                    continue
+                rs = [math.log((y / ybase) / (x / xbase)) for x, xbase, y, ybase
+                      in zip(b.samples_s, bb.samples_s, c.samples_s, cbb.samples_s) if min(x, xbase, y, ybase) > 0]
+            if rs:
+                out.append(statistics.median(rs))
+                orders.append("")
+        else:
+            x, y = (b.median_s, c.median_s) if metric == "time" else (b.ratio, c.ratio)
+            if x and y and x > 0 and y > 0:
+                out.append(math.log(y / x))
+                orders.append(run.order[i] if i < len(run.order) else "")
+    return out, orders

@@ -115,6 +115,12 @@ def measure_self_timed(units: Mapping[str, Unit], budget: Budget, clock: Callabl
     return samples
 
 
+ROUND_GATE: Callable[[], bool] | None = None
+"""Lockstep (harness.measure.commits): called before every round, it blocks until the parent lets
+this process run one round (True) or ends the case's rounds (False). Two processes — the base
+commit's and the candidate's — then take turns round by round, so both see the same machine."""
+
+
 def measure_rounds(
     units: Mapping[str, Unit],
     loops: Mapping[str, int],
@@ -138,8 +144,11 @@ def measure_rounds(
     start = clock()
     was_enabled = gcmodule.isenabled()
     rounds = 0
+    gate = ROUND_GATE
     try:
         while True:
+            if gate is not None and not gate():
+                break  # lockstep: the parent decides when the case has enough rounds
             for name in orders[rounds % len(orders)]:
                 unit, n = units[name], loops[name]
                 before, after = (hooks or {}).get(name, (None, None))
@@ -163,7 +172,8 @@ def measure_rounds(
             interrupts.check()
             elapsed = clock() - start
             on_lap = rounds % round_multiple == 0
-            if on_lap and (rounds >= budget.max_rounds or (rounds >= budget.min_rounds and elapsed >= budget.case_s)):
+            if gate is None and on_lap and (rounds >= budget.max_rounds or
+                                            (rounds >= budget.min_rounds and elapsed >= budget.case_s)):
                 break
             # Both the minimum rounds and the time budget must be met: progress is the lagging one.
             on_round(min(1.0, elapsed / budget.case_s if budget.case_s > 0 else 1.0,

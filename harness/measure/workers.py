@@ -263,6 +263,16 @@ def _serve(spec: dict) -> None:
             sys.path.insert(0, spec["root"])  # the lab's own `labs` and `scenarios` of that tree
     if spec.get("db_suffix"):  # …in a database of its own (its schema may differ from the other side's)
         os.environ["LABS_DB_SUFFIX"] = spec["db_suffix"]
+    if spec.get("lockstep"):
+        from harness.measure import rounds
+
+        def gate() -> bool:
+            _send("gate")
+            line = sys.stdin.readline()
+            if not line:  # the parent is gone
+                os._exit(1)
+            return line.strip() == "go"
+        rounds.ROUND_GATE = gate
     reg = registry.registry()  # the project's paths go on sys.path (after the lab's packages, unless a user worker)
     if spec["settings"] and not reg.config.pythonpath:
         root = str(reg.config.path.parent if reg.config.path else os.getcwd())

@@ -211,3 +211,15 @@ def tests_of(values: Mapping[tuple[str, str, str], tuple[Sequence[float | None],
         if t is not None:
             out[key] = t
     return out
+
+
+def tests_from(diffs: Mapping[tuple[str, str, str], tuple[Sequence[float], Sequence[str]]]
+               ) -> dict[tuple[str, str, str], PairedTest]:
+    """Each row's paired test from its per-pair log differences and each pair's design ("AB"/"BA":
+    the crossover analysis; lockstep pairs, already balanced within, "")."""
+    out = {}
+    for key, (d, orders) in diffs.items():
+        t = paired_test(list(d), list(orders) if any(orders) else None)
+        if t is not None:
+            out[key] = t
+    return out
