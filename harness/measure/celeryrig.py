@@ -258,7 +258,8 @@ class TaskRig:
 
             app = make_app(self.broker_url(config.broker))
             if config.visibility_s is not None:
-                app.conf.broker_transport_options = {"visibility_timeout": config.visibility_s}
+                app.conf.broker_transport_options = {**app.conf.broker_transport_options,
+                                                     "visibility_timeout": config.visibility_s}
             self.apps[key] = app
         return self.apps[key]
 
