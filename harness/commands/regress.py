@@ -184,7 +184,8 @@ def ci_cmd(
         note(f"timing regression in {', '.join(suspects)}: re-running to confirm ({attempt}/{total})")
 
     def staging(scenario, stage, pairs) -> None:
-        note(f"{scenario}: stage {stage}, {pairs} pairs of processes (base {against}, then this tree, alternating)"
+        note(f"{scenario}: stage {stage}, {pairs} pairs of processes of {against} and this tree (taking turns "
+             "round by round where the scenario allows)"
              if stage == 1 else f"{scenario}: a row leans slower: stage 2 adds {pairs} pairs")
     from harness.results import store
 
