@@ -165,8 +165,9 @@ def ci_cmd(
 ) -> None:
     """Nightly job: run the suite, compare with the baseline, write summary and charts; exit 1 on regression.
 
-    With --against REF, REF and this tree are measured in one job (pairs of processes, alternating)
-    and judged from the per-pair differences; a suspect row earns a second stage of pairs. Without
+    With --against REF, REF and this tree are measured in one job (pairs of processes taking turns
+    round by round) and judged from the per-pair differences; a suspect row earns a second stage
+    of pairs. Without
     it, the run is compared with the stored baseline and timing regressions are confirmed by a re-run.
     The markdown summary also goes to $GITHUB_STEP_SUMMARY."""
     from harness.ci import SUITES, gate, paired_gate
