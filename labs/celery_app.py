@@ -16,11 +16,10 @@ import os
 
 from celery import Celery
 
+from harness.measure.celeryrig import KEY_PREFIX
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "labs.settings")
 
-
-KEY_PREFIX = "labs."
-"""Of every Redis key the lab's Celery writes (broker queues, bindings, unacked, results)."""
 
 
 def make_app(broker: str, backend: str | None = None, **conf) -> Celery:

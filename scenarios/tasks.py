@@ -457,7 +457,7 @@ def _granularity_variant(mode: str):
 def _result_keys(rig: TaskRig) -> int:
     import redis
 
-    from labs.celery_app import KEY_PREFIX
+    from harness.measure.celeryrig import KEY_PREFIX
 
     client = redis.Redis.from_url(rig.redis_url)
     try:

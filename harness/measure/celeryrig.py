@@ -14,7 +14,6 @@ import os
 import signal
 import sys
 import time
-import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,11 @@ import psutil
 
 from harness.errors import StackError
 from harness.stack import procs
+
+KEY_PREFIX = "labs."
+"""Of every Redis key the lab's Celery writes (broker queues, bindings, unacked, results): the
+workers' app (labs.celery_app) sets it as kombu's and Celery's global_keyprefix, so on a shared
+Redis the rig finds and removes exactly its own keys."""
 
 """Valkey databases of the broker and the result backend (the caching scenario uses 0)."""
 
@@ -154,10 +158,6 @@ class TaskRig:
     rabbit: Any = None
     apps: dict[tuple, Any] = field(default_factory=dict)
 
-    def redis_db(self, db: int) -> str:
-        u = urllib.parse.urlsplit(self.redis_url)
-        return urllib.parse.urlunsplit((u.scheme, u.netloc, f"/{db}", "", ""))
-
     def broker_url(self, kind: str) -> str:
         if kind == "redis":
             # the database REDIS_URL names (an external Redis: the one you gave the lab), never another
@@ -232,8 +232,6 @@ class TaskRig:
             return
         import redis
 
-        from labs.celery_app import KEY_PREFIX
-
         client = redis.Redis.from_url(self.broker_url("redis"))
         queue = KEY_PREFIX + queue_of(config)  # kombu writes every key under the global prefix
 
@@ -288,16 +286,15 @@ class TaskRig:
 
 
 def _forget_keys(url: str) -> None:
-    """Every key the lab's Celery wrote (all under `labs.`: labs.celery_app.KEY_PREFIX), deleted:
-    a shared Redis is left as it was found."""
+    """Every key the lab's Celery wrote (all under KEY_PREFIX), deleted: a shared Redis is left as
+    it was found."""
     import redis
 
     client = redis.Redis.from_url(url)
     try:
-        for pattern in ("labs.*",):
-            keys = list(client.scan_iter(match=pattern, count=1000))
-            if keys:
-                client.delete(*keys)
+        keys = list(client.scan_iter(match=KEY_PREFIX + "*", count=1000))
+        if keys:
+            client.delete(*keys)
     except redis.exceptions.RedisError:
         pass  # the server went away with the run: nothing left to clean
     finally:
