@@ -16,6 +16,7 @@ from harness.measure.runner import RunOptions
 from harness.results import compare as cmp
 from harness.results import store
 from harness.results.compare import Comparison, Threshold
+from harness.results.model import Result
 from harness.session import LabSession, SavedRun
 
 SUITES = {"quick": "quick", "nightly": "nightly", "full": "full"}
@@ -66,25 +67,16 @@ class Gate:
 
 def gate(session: LabSession, scenarios: Sequence[Scenario], opts: RunOptions, baseline: str,
          thresholds: Sequence[Threshold] = (), confirm: int = 1, out_dir: Path = Path("ci-out"),
-         suite: str = "quick", on_confirm=None) -> Gate:
+         suite: str = "quick", on_confirm=None, notes: Sequence[str] = (), publish: bool = True) -> Gate:
     """Run, compare with `baseline` (results_dir/baselines/NAME), re-run scenarios whose timings
     regressed `confirm` times (only regressions seen every time count), then write
     out_dir/summary.md (and $GITHUB_STEP_SUMMARY), one chart per run and history charts."""
-    from harness.present import charts
-
     results_dir = session.results_dir
     runs = session.run(scenarios, opts)
     new = [r.result for r in runs]
     out_dir.mkdir(parents=True, exist_ok=True)
-    files: list[Path] = []
     lines = [f"## Perf Lab · suite {suite} · {len(new)} scenario(s)", ""]
-    for run in runs:
-        r = run.result
-        png = charts.result_png(r, out_dir / f"{r.run_id}.png")
-        files.append(png)
-        status = "ok" if r.ok else ("incomplete" if not r.complete else "CHECK FAILED")
-        lines.append(f"- **{r.scenario}** ({status}) — {r.run_id} · chart `{png.name}`")
-        lines += [f"  - {line}" for line in r.lesson]
+    files = _run_lines(runs, out_dir, lines)
     comparison = None
     store.recover_baseline(store.baselines_dir(results_dir) / baseline)
     if store.baselines_dir(results_dir).joinpath(baseline).is_dir():
@@ -116,17 +108,44 @@ def gate(session: LabSession, scenarios: Sequence[Scenario], opts: RunOptions, b
     files += _history_charts(new, results_dir, out_dir)
     lines.append("\n_Load generator and server share the machine's cores; compare variants measured "
                  "in the same run (ratios), not absolute numbers across machines._")
-    summary = "\n".join(lines) + "\n"
-    files.append(store.write_text_atomic(out_dir / "summary.md", summary))
-    step = os.environ.get("GITHUB_STEP_SUMMARY")
-    if step:
-        with open(step, "a") as fh:
-            fh.write(summary)
-    problems = tuple(f"{r.scenario}: " + ("incomplete run: " + (r.reason or "?") if not r.complete
-                                          else "a check failed") for r in new if not r.ok)
+    lines += [f"\n_{n}_" for n in notes]
+    summary, path = _summary(out_dir, lines, publish)
+    files.append(path)
+    problems = _run_problems(new)
     problems += tuple(f"{f.scenario} · {f.row}: a new regression step of {(f.change - 1) * 100:+.1f}% "
                       f"({f.commits})" for f in steps)
     return Gate(tuple(runs), comparison, summary, tuple(files), problems, tuple(drifts))
+
+
+def _run_lines(runs: Sequence[SavedRun], out_dir: Path, lines: list[str]) -> list[Path]:
+    """One summary line per run (its status, its chart, its lesson) appended to `lines`; the charts."""
+    from harness.present import charts
+
+    files = []
+    for run in runs:
+        r = run.result
+        png = charts.result_png(r, out_dir / f"{r.run_id}.png")
+        files.append(png)
+        status = "ok" if r.ok else ("incomplete" if not r.complete else "CHECK FAILED")
+        lines.append(f"- **{r.scenario}** ({status}) — {r.run_id} · chart `{png.name}`")
+        lines += [f"  - {line}" for line in r.lesson]
+    return files
+
+
+def _summary(out_dir: Path, lines: Sequence[str], publish: bool = True) -> tuple[str, Path]:
+    """The summary as markdown, written to out_dir/summary.md and (publish) $GITHUB_STEP_SUMMARY."""
+    summary = "\n".join(lines) + "\n"
+    path = store.write_text_atomic(out_dir / "summary.md", summary)
+    step = os.environ.get("GITHUB_STEP_SUMMARY")
+    if step and publish:
+        with open(step, "a") as fh:
+            fh.write(summary)
+    return summary, path
+
+
+def _run_problems(results: Sequence[Result]) -> tuple[str, ...]:
+    return tuple(f"{r.scenario}: " + ("incomplete run: " + (r.reason or "?") if not r.complete
+                                      else "a check failed") for r in results if not r.ok)
 
 
 def _change_points(new, results_dir: Path):
@@ -172,7 +191,6 @@ def paired_gate(session: LabSession, scenarios: Sequence[Scenario], opts: RunOpt
     from harness.measure import commits
     from harness.measure.runner import new_run_id
     from harness.measure.workers import _stack_dict
-    from harness.present import charts
     from harness.project import registry
     from harness.results import paired
 
@@ -185,25 +203,21 @@ def paired_gate(session: LabSession, scenarios: Sequence[Scenario], opts: RunOpt
         found = last_measured(session.results_dir, head, root)
         if found is None:
             # nothing measured before (a first night): the stored-baseline gate, said in the summary
-            result = gate(session, scenarios, opts, baseline, thresholds, confirm, out_dir, suite)
-            note = (f"\n_No earlier commit was measured in `{session.results_dir}/` (`--against {LAST_MEASURED}`): "
-                    f"compared with the stored baseline `{baseline}` instead._\n")
-            store.write_text_atomic(out_dir / "summary.md", result.summary + note)
-            return replace(result, summary=result.summary + note,
-                           problems=result.problems + (() if result.comparison is not None else (
-                               f"no earlier commit measured and no baseline `{baseline}`: nothing was compared",)))
+            note = (f"No earlier commit was measured in `{session.results_dir}/` (`--against {LAST_MEASURED}`): "
+                    f"compared with the stored baseline `{baseline}` instead.")
+            result = gate(session, scenarios, opts, baseline, thresholds, confirm, out_dir, suite, notes=[note])
+            return replace(result, problems=result.problems + (() if result.comparison is not None else (
+                f"no earlier commit measured and no baseline `{baseline}`: nothing was compared",)))
         against = found
     out_dir.mkdir(parents=True, exist_ok=True)
     runs: list[SavedRun] = []
     comparisons: list[Comparison] = []
     fallback: list[Scenario] = []
     notes: list[str] = []
-    files: list[Path] = []
     with commits.worktree(against, root) as (tree, sha):
         for sc in scenarios:
             settings = None if registry.is_builtin(sc.name) else opts.django_settings
-            sc_opts = replace(opts, params={k: v for k, v in opts.params.items() if k in sc.profile_params(opts.profile)},
-                              results_dir=str(session.results_dir), stack=session.stack)
+            sc_opts = session.scenario_opts(sc, opts)
             run = commits.PairedRun(sc.name, commits.Side("base", tree / rel, sha, "_base"),
                                     commits.Side("candidate", None, head, ""))
             run_id, started, env = new_run_id(sc.name), time.time(), session.env()
@@ -211,7 +225,7 @@ def paired_gate(session: LabSession, scenarios: Sequence[Scenario], opts: RunOpt
             lockstep = commits.can_lockstep(sc)
             try:
                 if on_stage:
-                    on_stage(sc.name, 1, stages[0])
+                    on_stage(sc.name, 1, stages[0], lockstep)
                 if lockstep:
                     # pair 0 process after process (it counts, checks and calibrates both sides), then
                     # lockstep pairs: the two sides take turns round by round
@@ -229,7 +243,7 @@ def paired_gate(session: LabSession, scenarios: Sequence[Scenario], opts: RunOpt
             suspect = paired.suspects(staged[0], paired.judge(staged[0], paired.ALPHA / looks, minimum), minimum)
             if suspect and confirm > 0:
                 if on_stage:
-                    on_stage(sc.name, 2, stages[1])
+                    on_stage(sc.name, 2, stages[1], lockstep)
                 (commits.run_lockstep_pairs if lockstep else commits.run_pairs)(
                     run, *args, stages[1], session.progress, run_id)
                 staged.append(paired.tests_from({k: commits.pair_diffs(run, *k) for k in commits.rows_of(run)}))
@@ -247,12 +261,8 @@ def paired_gate(session: LabSession, scenarios: Sequence[Scenario], opts: RunOpt
             runs.append(SavedRun(cand_result, store.save(cand_result, session.results_dir), sc))
             comparisons.append(comparison)
     lines = [f"## Perf Lab · suite {suite} · {len(scenarios)} scenario(s) · against {against}", ""]
-    for run in runs:
-        r = run.result
-        png = charts.result_png(r, out_dir / f"{r.run_id}.png")
-        files.append(png)
-        status = "ok" if r.ok else ("incomplete" if not r.complete else "CHECK FAILED")
-        lines.append(f"- **{r.scenario}** ({status}) — {r.run_id} · chart `{png.name}`")
+    files = _run_lines(runs, out_dir, lines)
+    problems = _run_problems([r.result for r in runs])
     comparison = None
     if comparisons:
         comparison = Comparison(comparisons[0].base_label, comparisons[0].new_label,
@@ -262,10 +272,10 @@ def paired_gate(session: LabSession, scenarios: Sequence[Scenario], opts: RunOpt
         lines += ["", cmp.to_markdown(comparison)]
     elif notes:
         lines += ["", *[f"- {n}" for n in notes]]
-    problems: tuple[str, ...] = ()
     if fallback:
-        # the stored-baseline gate for what the base commit could not run
-        rest = gate(session, fallback, opts, baseline, thresholds, confirm, out_dir / "fallback", suite)
+        # the stored-baseline gate for what the base commit could not run (its summary is part of this one)
+        rest = gate(session, fallback, opts, baseline, thresholds, confirm, out_dir / "fallback", suite,
+                    publish=False)
         runs += rest.runs
         lines += ["", "### Compared with the stored baseline (the base commit could not run these)", "", rest.summary]
         problems += rest.problems
@@ -275,13 +285,5 @@ def paired_gate(session: LabSession, scenarios: Sequence[Scenario], opts: RunOpt
         elif comparison is None:
             problems += tuple(f"{s.name}: no base to compare with (base commit cannot run it, no baseline "
                               f"`{baseline}`)" for s in fallback)
-    summary = "\n".join(lines) + "\n"
-    files.append(store.write_text_atomic(out_dir / "summary.md", summary))
-    step = os.environ.get("GITHUB_STEP_SUMMARY")
-    if step:
-        with open(step, "a") as fh:
-            fh.write(summary)
-    new = [r.result for r in runs]
-    problems += tuple(f"{r.scenario}: " + ("incomplete run: " + (r.reason or "?") if not r.complete
-                                           else "a check failed") for r in new if not r.ok)
-    return Gate(tuple(runs), comparison, summary, tuple(files), problems)
+    summary, path = _summary(out_dir, lines)
+    return Gate(tuple(runs), comparison, summary, (*files, path), problems)

@@ -144,9 +144,7 @@ class LabSession:
         env = self.env()
         out = []
         for sc in scenarios:
-            sc_opts = replace(opts, params={k: v for k, v in opts.params.items() if k in sc.profile_params(opts.profile)},
-                              variants=tuple(v for v in opts.variants if v in sc.variant_names(opts.profile)),
-                              results_dir=str(self.results_dir), stack=self.stack)
+            sc_opts = self.scenario_opts(sc, opts)
             settings = None if registry.is_builtin(sc.name) else opts.django_settings
             budget = opts.budget or BUDGETS[opts.profile]
             processes = opts.processes if opts.processes is not None else \
@@ -163,6 +161,12 @@ class LabSession:
             result = replace(result, timings={"stack_s": self.stack_s, **result.timings})
             out.append(SavedRun(result, store.save(result, self.results_dir), sc))
         return out
+
+    def scenario_opts(self, sc: Scenario, opts: RunOptions) -> RunOptions:
+        """A run's options narrowed to one scenario: its parameters and variants, this session's place."""
+        return replace(opts, params={k: v for k, v in opts.params.items() if k in sc.profile_params(opts.profile)},
+                       variants=tuple(v for v in opts.variants if v in sc.variant_names(opts.profile)),
+                       results_dir=str(self.results_dir), stack=self.stack)
 
     def _save_partial(self, result: Result) -> None:
         path = store.save(replace(result, timings={"stack_s": self.stack_s, **result.timings}), self.results_dir)

@@ -184,9 +184,9 @@ def ci_cmd(
     def confirming(suspects, attempt, total) -> None:
         note(f"timing regression in {', '.join(suspects)}: re-running to confirm ({attempt}/{total})")
 
-    def staging(scenario, stage, pairs) -> None:
-        note(f"{scenario}: stage {stage}, {pairs} pairs of processes of {against} and this tree (taking turns "
-             "round by round where the scenario allows)"
+    def staging(scenario, stage, pairs, lockstep) -> None:
+        how = "taking turns round by round" if lockstep else "one process after the other (it times itself)"
+        note(f"{scenario}: stage 1, {pairs} pairs of processes of {against} and this tree, {how}"
              if stage == 1 else f"{scenario}: a row leans slower: stage 2 adds {pairs} pairs")
     from harness.results import store
 

@@ -124,22 +124,35 @@ class PairedRun:
         return min(len(self.base.processes), len(self.candidate.processes))
 
 
+def _per_process(opts: RunOptions):
+    """One process's share of the profile's budget (as if the stage's pairs were its processes)."""
+    from harness.measure.workers import share
+
+    return share(opts.budget or BUDGETS[opts.profile], max(2, STAGE_PAIRS[0]))
+
+
+def _spec(run: PairedRun, side: Side, index: int, processes: int, scenario_name: str, settings: str | None,
+          opts: RunOptions, stack_dict: dict, env: dict, run_id: str, lockstep: bool = False) -> dict:
+    """What one side's worker of pair `index` is told (harness.measure.workers._serve)."""
+    from harness.measure.workers import _opts_dict
+
+    return {"scenario": scenario_name, "settings": settings, "index": index, "processes": processes,
+            "run_id": f"{run_id}-{side.name}", "loops": run.loops or None, "env": dict(env),
+            "opts": _opts_dict(replace(opts, budget=_per_process(opts), processes=1)), "stack": stack_dict,
+            "root": str(side.root) if side.root else None, "db_suffix": side.db_suffix, "lockstep": lockstep}
+
+
 def run_pairs(run: PairedRun, scenario_name: str, settings: str | None, opts: RunOptions, stack_dict: dict,
               env: dict, pairs: int, progress: Callable[[ProgressEvent], None], run_id: str) -> None:
     """Add `pairs` pairs of processes to `run` (a second stage continues where the first ended)."""
-    from harness.measure.workers import _case, _opts_dict, _worker, share
+    from harness.measure.workers import _case, _worker
 
-    budget = opts.budget or BUDGETS[opts.profile]
-    per_process = share(budget, max(2, STAGE_PAIRS[0]))
     start = run.pairs
     for j in range(start, start + pairs):
         order = (run.base, run.candidate) if j % 2 == 0 else (run.candidate, run.base)
         run.order.append("AB" if j % 2 == 0 else "BA")
         for side in order:
-            spec = {"scenario": scenario_name, "settings": settings, "index": j, "processes": start + pairs,
-                    "run_id": f"{run_id}-{side.name}", "loops": run.loops or None, "env": dict(env),
-                    "opts": _opts_dict(replace(opts, budget=per_process, processes=1)), "stack": stack_dict,
-                    "root": str(side.root) if side.root else None, "db_suffix": side.db_suffix}
+            spec = _spec(run, side, j, start + pairs, scenario_name, settings, opts, stack_dict, env, run_id)
             cases: dict[str, CaseResult] = {}
             t0 = time.perf_counter()
             try:
@@ -179,18 +192,6 @@ def side_result(run: PairedRun, side: Side, scenario, opts: RunOptions, run_id: 
                          not side.gaps, "; ".join(side.gaps) or None, processes=len(side.processes), **side.head)
 
 
-def per_pair(run: PairedRun, case: str, variant: str, metric: str) -> tuple[list[float | None], list[float | None]]:
-    """(base values, candidate values) of one row, one per pair, in pair order."""
-    def value(proc: dict[str, CaseResult]) -> float | None:
-        c = proc.get(case)
-        v = c.variants.get(variant) if c else None
-        if v is None or v.skipped:
-            return None
-        return v.median_s if metric == "time" else v.ratio
-    n = run.pairs
-    return [value(p) for p in run.base.processes[:n]], [value(p) for p in run.candidate.processes[:n]]
-
-
 def rows_of(run: PairedRun) -> Sequence[tuple[str, str, str]]:
     """(case, variant, metric) of every timing row both sides measured."""
     if not run.base.processes or not run.candidate.processes:
@@ -223,22 +224,6 @@ def can_lockstep(scenario) -> bool:
     return all(not isinstance(c.timing, SelfTimed) for c in cases)
 
 
-def _spawn(spec: dict, hash_seed: str) -> subprocess.Popen:
-    import sys
-
-    from harness.measure.workers import _die_with_parent
-
-    env = {**os.environ, "PYTHONHASHSEED": hash_seed}
-    if spec["settings"]:
-        env["LABS_USER_WORKER"] = "1"
-    proc = subprocess.Popen([sys.executable, "-m", "harness.measure.workers"], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, stderr=None, text=True, bufsize=1, env=env,
-                            preexec_fn=_die_with_parent)
-    proc.stdin.write(json.dumps(spec) + "\n")
-    proc.stdin.flush()
-    return proc
-
-
 def run_lockstep_pairs(run: PairedRun, scenario_name: str, settings: str | None, opts: RunOptions,
                        stack_dict: dict, env: dict, pairs: int, progress: Callable[[ProgressEvent], None],
                        run_id: str) -> None:
@@ -249,10 +234,9 @@ def run_lockstep_pairs(run: PairedRun, scenario_name: str, settings: str | None,
     import queue
     import threading
 
-    from harness.measure.workers import MARK, _case, _error, _opts_dict, _stop, share
+    from harness.measure.workers import MARK, _case, _error, _stop, spawn
 
-    budget = opts.budget or BUDGETS[opts.profile]
-    per_process = share(budget, max(2, STAGE_PAIRS[0]))
+    per_process = _per_process(opts)
     start = run.pairs
     for j in range(start, start + pairs):
         sides = {"base": run.base, "candidate": run.candidate}
@@ -275,12 +259,9 @@ def run_lockstep_pairs(run: PairedRun, scenario_name: str, settings: str | None,
         t0 = time.perf_counter()
         try:
             for name, side in sides.items():
-                spec = {"scenario": scenario_name, "settings": settings, "index": j, "processes": start + pairs,
-                        "run_id": f"{run_id}-{name}", "loops": run.loops or None, "env": dict(env),
-                        "opts": _opts_dict(replace(opts, budget=per_process, processes=1)), "stack": stack_dict,
-                        "root": str(side.root) if side.root else None, "db_suffix": side.db_suffix,
-                        "lockstep": True}
-                procs[name] = _spawn(spec, str(1 + j))
+                spec = _spec(run, side, j, start + pairs, scenario_name, settings, opts, stack_dict, env, run_id,
+                             lockstep=True)
+                procs[name] = spawn(spec, str(1 + j))
                 threading.Thread(target=read, args=(name, procs[name]), daemon=True).start()
             rounds, case_t0 = 0, None
             pending: list[str] = []  # whose turn it is within the current round

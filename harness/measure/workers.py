@@ -106,18 +106,25 @@ def run_in_processes(
     return merged(not gaps, "; ".join(gaps) or None)
 
 
-def _worker(spec: dict, progress: Callable[[ProgressEvent], None], hash_seed: str = "random"):
-    """Start one worker, send it the spec, yield (kind, payload) messages until it is done.
-    `hash_seed`: "random" (each process its own: part of what varies), or the one both processes
-    of a commit pair share (harness.measure.commits)."""
+def spawn(spec: dict, hash_seed: str = "random") -> subprocess.Popen:
+    """A worker process told its spec; its stdin stays open (a lockstep worker reads its turns there)."""
     argv = [sys.executable, "-m", "harness.measure.workers"]
     env = {**os.environ, "PYTHONHASHSEED": hash_seed}
     if spec["settings"]:  # a user's scenario: its project's names (even `labs`, `scenarios`) are its own
         env["LABS_USER_WORKER"] = "1"
     proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=None, text=True,
                             bufsize=1, env=env, preexec_fn=_die_with_parent)
+    proc.stdin.write(json.dumps(spec) + "\n")
+    proc.stdin.flush()
+    return proc
+
+
+def _worker(spec: dict, progress: Callable[[ProgressEvent], None], hash_seed: str = "random"):
+    """Start one worker, send it the spec, yield (kind, payload) messages until it is done.
+    `hash_seed`: "random" (each process its own: part of what varies), or the one both processes
+    of a commit pair share (harness.measure.commits)."""
+    proc = spawn(spec, hash_seed)
     try:
-        proc.stdin.write(json.dumps(spec) + "\n")
         proc.stdin.close()
         done = False
         for line in proc.stdout:

@@ -93,11 +93,6 @@ def paired_test(log_diffs: Sequence[float], orders: Sequence[str] | None = None)
     return PairedTest(n, math.exp(mean), (math.exp(mean - half), math.exp(mean + half)), p_slow, p_fast, sd)
 
 
-def pair_log_diffs(base: Sequence[float | None], cand: Sequence[float | None]) -> list[float]:
-    """log(cand / base) per pair, skipping a pair where either side has no value."""
-    return [math.log(c / b) for b, c in zip(base, cand) if b and c and b > 0 and c > 0]
-
-
 @dataclass(frozen=True)
 class Judged:
     key: tuple[str, str, str]
@@ -198,19 +193,6 @@ def compare_paired(base_label: str, base: Result, new_label: str, new: Result,
     method = (f"paired processes, one-sided for slower, Holm over the time and ratio rows at α = {alpha:g}"
               + (f" split over {max(looks, len(stages))} stages" if max(looks, len(stages)) > 1 else ""))
     return Comparison(base_label, new_label, tuple(rows), dict(limits), notes, alpha, method)
-
-
-def tests_of(values: Mapping[tuple[str, str, str], tuple[Sequence[float | None], Sequence[float | None]]],
-             orders: Sequence[str] | None = None) -> dict[tuple[str, str, str], PairedTest]:
-    """Each row's paired test from its (base values, candidate values) per pair; `orders` (which
-    side went first in each pair) makes it the crossover analysis."""
-    out = {}
-    for key, (b, c) in values.items():
-        kept = [(x, y, o) for x, y, o in zip(b, c, orders or [""] * len(b)) if x and y and x > 0 and y > 0]
-        t = paired_test([math.log(y / x) for x, y, _o in kept], [o for _x, _y, o in kept] if orders else None)
-        if t is not None:
-            out[key] = t
-    return out
 
 
 def tests_from(diffs: Mapping[tuple[str, str, str], tuple[Sequence[float], Sequence[str]]]
